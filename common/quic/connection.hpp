@@ -1,0 +1,172 @@
+// One QUIC connection (client or server role) over ngtcp2 + GnuTLS, without I/O.
+//
+// The owner feeds received packets with read_packet(), asks for packets to send with
+// write(), and calls handle_expiry() when expiry() is reached. Time is always passed in.
+#pragma once
+
+#include "net/address.hpp"
+#include "quic/stream_send_buffer.hpp"
+#include "quic/tls_identity.hpp"
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace ztna::quic {
+
+using Timestamp = ngtcp2_tstamp; // nanoseconds on a monotonic clock
+constexpr Timestamp kNever = UINT64_MAX;
+constexpr size_t kScidLength = 16; // all our connection IDs have this length (routing needs it)
+
+struct Path {
+  Address local;
+  Address remote;
+};
+
+// Events a connection reports to its owner.
+class ConnectionEvents {
+public:
+  virtual ~ConnectionEvents() = default;
+  virtual void on_handshake_completed() {}
+  virtual void on_stream_open(int64_t /*stream_id*/) {}
+  // Data must be copied: it is only valid during the call. Call consume() once it is handled.
+  virtual void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) = 0;
+  // The peer reset the stream or asked us to stop sending.
+  virtual void on_stream_reset(int64_t /*stream_id*/, uint64_t /*app_error*/) {}
+  virtual void on_stream_closed(int64_t /*stream_id*/) {}
+  // The stream's unacknowledged bytes fell to or below the low-water mark again.
+  virtual void on_stream_writable(int64_t /*stream_id*/) {}
+  virtual void on_datagram(std::span<const uint8_t> /*data*/) {}
+  // New local bidirectional streams may be opened again.
+  virtual void on_streams_available() {}
+};
+
+struct ConnectionConfig {
+  bool server = false;
+  const TlsIdentity* tls = nullptr;
+  std::string alpn;
+  // Client: the name the server's certificate must carry (checked against its SAN).
+  std::string server_name;
+  std::chrono::milliseconds idle_timeout{30000};
+  std::chrono::milliseconds keepalive{0}; // 0 = none
+  bool datagrams = false;
+  uint64_t stream_window = 1 << 20;     // per-stream receive window
+  uint64_t connection_window = 8 << 20; // connection receive window
+  uint64_t max_bidi_streams = 256;      // concurrent peer-opened bidirectional streams
+  size_t max_udp_payload = 1400;        // leaves room for the relay header under a 1500 MTU
+  // Secret from which stateless reset tokens are derived (RFC 9000 §10.3.2).
+  std::span<const uint8_t> reset_secret;
+};
+
+struct ConnectionStats {
+  double smoothed_rtt_ms = 0;
+  double min_rtt_ms = 0;
+  uint64_t stream_bytes_sent = 0;
+  uint64_t stream_bytes_received = 0;
+  uint64_t datagrams_sent = 0;
+  uint64_t datagrams_received = 0;
+  uint64_t datagrams_dropped = 0;
+  size_t open_streams = 0;
+};
+
+using PacketSink = std::function<void(const Path& path, std::span<const uint8_t> packet)>;
+
+class Connection {
+public:
+  // Unacknowledged bytes per stream above which the writer should pause (backpressure).
+  static constexpr size_t kStreamHighWater = 1 << 20;
+  static constexpr size_t kStreamLowWater = 256 << 10;
+  static constexpr size_t kMaxQueuedDatagrams = 512;
+
+  // Returns nullptr and sets `error` on failure.
+  static std::unique_ptr<Connection> client(const ConnectionConfig& config, const Path& path,
+                                            ConnectionEvents& events, Timestamp now,
+                                            std::string& error);
+  // `initial` is the header of the client's first Initial packet (from ngtcp2_accept).
+  static std::unique_ptr<Connection> server(const ConnectionConfig& config, const Path& path,
+                                            const ngtcp2_pkt_hd& initial,
+                                            ConnectionEvents& events, Timestamp now,
+                                            std::string& error);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Returns false once the connection is finished (closed, draining, or failed); error() says why.
+  bool read_packet(const Path& path, std::span<const uint8_t> packet, Timestamp now);
+  // Emits every packet that is ready now. Returns false once the connection is finished.
+  bool write(Timestamp now, const PacketSink& sink);
+  Timestamp expiry() const;
+  bool handle_expiry(Timestamp now);
+  // Emits one CONNECTION_CLOSE with an application error; the connection is finished afterwards.
+  void close(uint64_t app_error, std::string_view reason, Timestamp now, const PacketSink& sink);
+
+  bool finished() const { return finished_; }
+  bool handshake_completed() const { return handshake_completed_; }
+  const std::string& error() const { return error_; }
+  // CN of the peer's verified certificate (after the handshake).
+  const std::string& peer_name() const { return peer_name_; }
+  // The current network path (the one packets are sent on).
+  Path path() const;
+  std::vector<std::string> source_cids() const;
+  ConnectionStats stats() const;
+
+  // nullopt when the peer's stream limit is reached; wait for on_streams_available().
+  std::optional<int64_t> open_bidi_stream();
+  void send(int64_t stream_id, std::span<const uint8_t> bytes);
+  // Sends FIN after everything already queued.
+  void finish(int64_t stream_id);
+  // Abandons the stream in both directions with an application error code.
+  void reset(int64_t stream_id, uint64_t app_error);
+  // The application handled `n` received bytes of this stream: let the peer send more.
+  void consume(int64_t stream_id, size_t n);
+  size_t unacknowledged(int64_t stream_id) const;
+  // Queues a DATAGRAM (RFC 9221); false if it was dropped (queue full or too large).
+  bool send_datagram(std::span<const uint8_t> payload);
+
+private:
+  struct Stream {
+    StreamSendBuffer buffer;
+    bool fin_queued = false;
+    bool fin_sent = false;
+    bool blocked = false; // peer's flow control: wait for extend_max_stream_data
+  };
+
+  Connection(const ConnectionConfig& config, ConnectionEvents& events);
+  bool init_tls(std::string& error);
+  bool fail(std::string reason);
+  Stream* find(int64_t id);
+  ngtcp2_ssize write_one(ngtcp2_path* path, uint8_t* buf, size_t len, Timestamp now);
+
+  static ngtcp2_conn* conn_from_ref(ngtcp2_crypto_conn_ref* ref);
+  static const ngtcp2_callbacks& callbacks();
+
+  ConnectionConfig config_;
+  ConnectionEvents& events_;
+  ngtcp2_conn* conn_ = nullptr;
+  gnutls_session_t tls_ = nullptr;
+  ngtcp2_crypto_conn_ref conn_ref_{};
+  std::map<int64_t, Stream> streams_;
+  std::deque<int64_t> ready_; // streams with unsent data, in round-robin order
+  std::deque<std::vector<uint8_t>> datagrams_;
+  ConnectionStats counters_;
+  ngtcp2_connection_close_error last_error_{};
+  std::string error_;
+  std::string peer_name_;
+  bool handshake_completed_ = false;
+  bool finished_ = false;
+  bool pending_close_ = false; // a CONNECTION_CLOSE still has to go out
+
+  friend struct ConnectionCallbacks;
+};
+
+} // namespace ztna::quic
