@@ -1,0 +1,16 @@
+#pragma once
+
+#include "quic/connection.hpp"
+
+#include <chrono>
+
+namespace ztna::io {
+
+// The one place that reads the clock; everything below io/ gets time passed in.
+inline quic::Timestamp now() {
+  return static_cast<quic::Timestamp>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+} // namespace ztna::io

@@ -1,0 +1,127 @@
+#include "io/control_client.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace ztna::io {
+
+ControlClient::ControlClient(boost::asio::io_context& io, Endpoint& endpoint, Options options,
+                             Listener listener)
+    : io_(io), endpoint_(endpoint), options_(std::move(options)), listener_(std::move(listener)),
+      retry_timer_(io) {}
+
+const char* ControlClient::state_name() const {
+  switch (state_) {
+  case State::Connecting: return "connecting";
+  case State::Connected: return "connected";
+  case State::Backoff: return "backoff";
+  case State::Stopped: return "stopped";
+  }
+  return "?";
+}
+
+void ControlClient::start() { connect(); }
+
+void ControlClient::connect() {
+  state_ = State::Connecting;
+  stream_.reset();
+  quic::ConnectionConfig cfg;
+  cfg.tls = options_.tls;
+  cfg.alpn = std::string(wire::kControlAlpn);
+  cfg.server_name = options_.server_name;
+  cfg.idle_timeout = options_.idle_timeout;
+  cfg.keepalive = options_.keepalive;
+  cfg.reset_secret = endpoint_.reset_secret();
+  cfg.max_bidi_streams = 0; // only we open the control stream
+  quic::Path path{endpoint_.socket().local(), options_.intermediate};
+  std::string error;
+  auto conn = quic::Connection::client(cfg, path, *this, now(), error);
+  if (!conn) {
+    on_lost(error);
+    return;
+  }
+  spdlog::info("control: connecting to {} ({})", options_.intermediate.to_string(),
+               options_.server_name);
+  peer_ = std::make_unique<QuicPeer>(io_, &endpoint_.router(),
+                                     [this](const quic::Path& p, std::span<const uint8_t> pkt) {
+                                       endpoint_.transmit(p, pkt);
+                                     });
+  peer_->on_finished([this](const std::string& why) { on_lost(why); });
+  peer_->attach(std::move(conn));
+}
+
+void ControlClient::on_handshake_completed() {
+  if (!stream_.open(peer_->conn())) {
+    peer_->close(static_cast<uint64_t>(wire::ErrorCode::Internal), "cannot open control stream");
+    return;
+  }
+  stream_.send(peer_->conn(), wire::Hello{options_.role, options_.services});
+  peer_->schedule_flush();
+}
+
+void ControlClient::on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) {
+  std::vector<wire::ControlMessage> messages;
+  if (!stream_.on_data(peer_->conn(), stream_id, data, messages)) {
+    spdlog::warn("control: malformed message from intermediate: {}", stream_.error());
+    peer_->close(static_cast<uint64_t>(wire::ErrorCode::Malformed), stream_.error());
+    return;
+  }
+  for (auto& m : messages) {
+    if (auto* obs = std::get_if<wire::ObservedAddress>(&m)) {
+      bool first = state_ != State::Connected;
+      if (!(obs->address == observed_))
+        spdlog::info("control: intermediate sees us as {}", obs->address.to_string());
+      observed_ = obs->address;
+      if (first) {
+        state_ = State::Connected;
+        connects_++;
+        backoff_.reset();
+        last_error_.clear();
+        spdlog::info("control: registered with {}", options_.intermediate.to_string());
+        if (listener_.connected) listener_.connected();
+      }
+      continue;
+    }
+    if (auto* err = std::get_if<wire::ErrorMessage>(&m)) {
+      last_error_ = std::string("intermediate: ") + wire::to_string(err->code) + ": " + err->reason;
+      spdlog::warn("control: {}", last_error_);
+      continue;
+    }
+    if (listener_.message) listener_.message(m);
+  }
+  if (fin) peer_->close(static_cast<uint64_t>(wire::ErrorCode::None), "control stream ended");
+}
+
+void ControlClient::on_lost(const std::string& why) {
+  bool was_connected = state_ == State::Connected;
+  peer_.reset();
+  if (state_ == State::Stopped) return;
+  last_error_ = why;
+  state_ = State::Backoff;
+  auto delay = backoff_.next(static_cast<uint32_t>(rng_()));
+  spdlog::warn("control: {} {}; retrying in {} ms", was_connected ? "lost connection:" : "cannot connect:",
+               why, delay.count());
+  if (was_connected && listener_.lost) listener_.lost(why);
+  retry_timer_.expires_after(delay);
+  retry_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && state_ == State::Backoff) connect();
+  });
+}
+
+void ControlClient::stop() {
+  state_ = State::Stopped;
+  retry_timer_.cancel();
+  if (peer_) peer_->close(static_cast<uint64_t>(wire::ErrorCode::Shutdown), "shutting down");
+}
+
+bool ControlClient::send(const wire::ControlMessage& m) {
+  if (state_ != State::Connected || !peer_) return false;
+  stream_.send(peer_->conn(), m);
+  peer_->schedule_flush();
+  return true;
+}
+
+double ControlClient::rtt_ms() const {
+  return peer_ && peer_->attached() ? peer_->conn().stats().smoothed_rtt_ms : 0;
+}
+
+} // namespace ztna::io

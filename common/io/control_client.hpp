@@ -1,0 +1,75 @@
+// The agent's and connector's control connection to the intermediate (DESIGN D2): connects,
+// registers with Hello, learns its observed address, and reconnects with backoff when lost.
+#pragma once
+
+#include "control/backoff.hpp"
+#include "control/control_stream.hpp"
+#include "io/endpoint.hpp"
+#include "io/quic_peer.hpp"
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+
+namespace ztna::io {
+
+class ControlClient : public quic::ConnectionEvents {
+public:
+  struct Options {
+    Address intermediate;
+    std::string server_name;
+    const quic::TlsIdentity* tls = nullptr;
+    wire::Role role = wire::Role::Agent;
+    std::vector<std::string> services;
+    std::chrono::milliseconds keepalive{10000};
+    std::chrono::milliseconds idle_timeout{30000};
+  };
+  struct Listener {
+    std::function<void()> connected;                           // registered, address known
+    std::function<void(const wire::ControlMessage&)> message;  // anything else the server says
+    std::function<void(const std::string& why)> lost;          // connection gone; retrying
+  };
+  enum class State { Connecting, Connected, Backoff, Stopped };
+
+  ControlClient(boost::asio::io_context& io, Endpoint& endpoint, Options options, Listener listener);
+  void start();
+  // Closes the connection cleanly (CONNECTION_CLOSE) and stops reconnecting.
+  void stop();
+  bool send(const wire::ControlMessage& m);
+
+  State state() const { return state_; }
+  const char* state_name() const;
+  const Address& observed_address() const { return observed_; }
+  const Address& intermediate() const { return options_.intermediate; }
+  const std::string& last_error() const { return last_error_; }
+  uint64_t connects() const { return connects_; }
+  double rtt_ms() const;
+
+  // quic::ConnectionEvents
+  void on_handshake_completed() override;
+  void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) override;
+
+private:
+  void connect();
+  void on_lost(const std::string& why);
+
+  boost::asio::io_context& io_;
+  Endpoint& endpoint_;
+  Options options_;
+  Listener listener_;
+  std::unique_ptr<QuicPeer> peer_;
+  ControlStream stream_;
+  Backoff backoff_;
+  boost::asio::steady_timer retry_timer_;
+  std::mt19937 rng_{std::random_device{}()};
+  State state_ = State::Connecting;
+  Address observed_;
+  std::string last_error_;
+  uint64_t connects_ = 0;
+};
+
+} // namespace ztna::io

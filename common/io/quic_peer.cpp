@@ -1,0 +1,89 @@
+#include "io/quic_peer.hpp"
+
+namespace ztna::io {
+
+QuicPeer::QuicPeer(boost::asio::io_context& io, quic::CidRouter<QuicPeer>* router,
+                   Transmit transmit)
+    : io_(io), router_(router), transmit_(std::move(transmit)), timer_(io) {}
+
+QuicPeer::~QuicPeer() {
+  *alive_ = false;
+  if (router_) router_->remove(this);
+}
+
+void QuicPeer::attach(std::unique_ptr<quic::Connection> conn, std::string alias) {
+  conn_ = std::move(conn);
+  alias_ = std::move(alias);
+  update_routes();
+  flush();
+}
+
+void QuicPeer::update_routes() {
+  if (!router_) return;
+  auto cids = conn_->source_cids();
+  if (!alias_.empty()) cids.push_back(alias_);
+  router_->assign(this, cids);
+}
+
+void QuicPeer::receive(const quic::Path& path, std::span<const uint8_t> packet) {
+  if (!conn_) return;
+  conn_->read_packet(path, packet, now());
+  schedule_flush();
+}
+
+void QuicPeer::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  boost::asio::post(io_, [this, alive = alive_] {
+    if (!*alive) return;
+    flush_scheduled_ = false;
+    flush();
+  });
+}
+
+void QuicPeer::flush() {
+  if (!conn_) return;
+  conn_->write(now(), transmit_);
+  if (!conn_->finished()) update_routes();
+  arm_timer();
+  check_finished();
+}
+
+void QuicPeer::close(uint64_t app_error, std::string_view reason) {
+  if (!conn_) return;
+  conn_->close(app_error, reason, now(), transmit_);
+  check_finished();
+}
+
+void QuicPeer::arm_timer() {
+  auto expiry = conn_->expiry();
+  if (expiry == armed_for_) return;
+  armed_for_ = expiry;
+  if (expiry == quic::kNever) {
+    timer_.cancel();
+    return;
+  }
+  auto t = now();
+  auto delay = std::chrono::nanoseconds(expiry > t ? expiry - t : 0);
+  timer_.expires_after(delay);
+  timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive) return;
+    armed_for_ = quic::kNever;
+    conn_->handle_expiry(now());
+    flush();
+  });
+}
+
+void QuicPeer::check_finished() {
+  if (!conn_->finished() || finish_reported_) return;
+  finish_reported_ = true;
+  timer_.cancel();
+  if (router_) router_->remove(this);
+  // Reported from a fresh loop turn: the owner may delete us, and we may be deep in a callback.
+  // The callback moves into the handler so that it survives the owner deleting us in it.
+  boost::asio::post(io_, [f = std::move(finished_), why = conn_->error(), alive = alive_] {
+    if (*alive && f) f(why);
+  });
+}
+
+} // namespace ztna::io

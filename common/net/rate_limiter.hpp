@@ -1,0 +1,27 @@
+// Token bucket over an explicit clock: caps replies we send to unauthenticated input.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+namespace ztna {
+
+class RateLimiter {
+public:
+  // `rate` tokens per second, at most `burst` saved up. Times are nanoseconds.
+  RateLimiter(double rate, double burst) : rate_(rate), burst_(burst), tokens_(burst) {}
+  bool allow(uint64_t now_ns) {
+    if (last_ns_ != 0 && now_ns > last_ns_)
+      tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>(now_ns - last_ns_) / 1e9);
+    last_ns_ = std::max(last_ns_, now_ns);
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+private:
+  double rate_, burst_, tokens_;
+  uint64_t last_ns_ = 0;
+};
+
+} // namespace ztna
