@@ -1,0 +1,338 @@
+#include "wire/control_message.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "wire/address_codec.hpp"
+#include "wire/byte_io.hpp"
+#include "wire/text.hpp"
+
+namespace ztna::wire {
+namespace {
+
+constexpr const char* kMessageNames[] = {
+    "Hello",        "ObservedAddress", "OpenSession",   "SessionOffer", "SessionAccept",
+    "SessionReady", "SessionReject",   "SessionClosed", "ErrorMessage",
+};
+static_assert(std::size(kMessageNames) == std::variant_size_v<ControlMessage>);
+
+constexpr uint8_t kMaxType = static_cast<uint8_t>(ControlType::ErrorMessage);
+
+[[noreturn]] void invalid(const std::string& what) {
+  throw std::invalid_argument("encode_control: " + what);
+}
+
+// --- encoding -------------------------------------------------------------------------------
+
+void put_name(ByteWriter& w, std::string_view name, const char* field) {
+  if (!is_valid_name(name)) invalid(std::string("invalid ") + field + " name");
+  w.str8(name);
+}
+
+void put_code(ByteWriter& w, ErrorCode code) {
+  if (!is_known_error_code(static_cast<uint16_t>(code))) invalid("unknown error code");
+  w.u16(static_cast<uint16_t>(code));
+}
+
+void put_address(ByteWriter& w, const Address& a, const char* field) {
+  if (a.empty()) invalid(std::string("empty ") + field);
+  write_address(w, a);
+}
+
+void put(ByteWriter& w, const Hello& m) {
+  if (m.role != Role::Agent && m.role != Role::Connector) invalid("unknown role");
+  if (m.role == Role::Agent && !m.services.empty()) invalid("agent Hello with services");
+  if (m.services.size() > kMaxServices) invalid("more than 64 services");
+  for (size_t i = 0; i < m.services.size(); ++i)
+    if (std::find(m.services.begin(), m.services.begin() + i, m.services[i]) !=
+        m.services.begin() + i)
+      invalid("duplicate service");
+  w.u8(static_cast<uint8_t>(m.role));
+  w.u8(static_cast<uint8_t>(m.services.size()));
+  for (const auto& s : m.services)
+    put_name(w, s, "service");
+}
+
+void put(ByteWriter& w, const ObservedAddress& m) {
+  put_address(w, m.address, "address");
+}
+
+void put(ByteWriter& w, const OpenSession& m) {
+  w.u32(m.request_id);
+  put_name(w, m.service, "service");
+}
+
+void put(ByteWriter& w, const SessionOffer& m) {
+  w.u64(m.session_id);
+  put_name(w, m.agent, "agent");
+  put_name(w, m.service, "service");
+  put_address(w, m.agent_address, "agent address");
+}
+
+void put(ByteWriter& w, const SessionAccept& m) {
+  w.u64(m.session_id);
+}
+
+void put(ByteWriter& w, const SessionReady& m) {
+  w.u32(m.request_id);
+  w.u64(m.session_id);
+  put_name(w, m.connector, "connector");
+  put_address(w, m.connector_address, "connector address");
+}
+
+void put(ByteWriter& w, const SessionReject& m) {
+  w.u32(m.request_id);
+  put_code(w, m.code);
+  w.str8(sanitize_reason(m.reason));
+}
+
+void put(ByteWriter& w, const SessionClosed& m) {
+  w.u64(m.session_id);
+  put_code(w, m.code);
+}
+
+void put(ByteWriter& w, const ErrorMessage& m) {
+  put_code(w, m.code);
+  w.str8(sanitize_reason(m.reason));
+}
+
+// --- decoding -------------------------------------------------------------------------------
+
+// A ByteReader that remembers the first reason it failed for.
+class FieldReader {
+public:
+  FieldReader(std::span<const uint8_t> payload, std::string& error) : r_(payload), error_(error) {}
+
+  uint8_t u8() { return r_.u8(); }
+  uint32_t u32() { return r_.u32(); }
+  uint64_t u64() { return r_.u64(); }
+
+  std::string name(const char* field) {
+    auto s = r_.str8();
+    if (!r_.ok()) return {};
+    if (!is_valid_name(s)) fail(std::string("invalid ") + field + " name");
+    return std::string(s);
+  }
+
+  std::string reason() {
+    auto s = r_.str8();
+    if (!r_.ok()) return {};
+    if (!is_valid_reason(s)) fail("reason is not printable UTF-8");
+    return std::string(s);
+  }
+
+  ErrorCode code() {
+    const uint16_t v = r_.u16();
+    if (r_.ok() && !is_known_error_code(v)) fail("unknown error code " + std::to_string(v));
+    return static_cast<ErrorCode>(v);
+  }
+
+  Address address(const char* field) {
+    ByteReader probe = r_;
+    const uint8_t family = probe.u8();
+    auto a = read_address(r_);
+    if (!a && probe.ok() && family != kFamilyV4 && family != kFamilyV6)
+      fail(std::string(field) + " has unknown family " + std::to_string(family));
+    return a.value_or(Address{});
+  }
+
+  void fail(std::string reason) {
+    if (error_.empty()) error_ = std::move(reason);
+    r_.fail();
+  }
+
+  bool ok() const { return r_.ok(); }
+
+  // Succeeds only if every field was read and nothing is left over.
+  bool finish() {
+    if (r_.ok() && r_.remaining() != 0)
+      fail(std::to_string(r_.remaining()) + " trailing bytes");
+    else if (!r_.ok() && error_.empty())
+      error_ = "truncated";
+    return r_.ok();
+  }
+
+private:
+  ByteReader r_;
+  std::string& error_;
+};
+
+Hello get_hello(FieldReader& f) {
+  Hello m{};
+  const uint8_t role = f.u8();
+  const uint8_t count = f.u8();
+  if (!f.ok()) return m;
+  if (role == static_cast<uint8_t>(Role::Agent) || role == static_cast<uint8_t>(Role::Connector))
+    m.role = static_cast<Role>(role);
+  else
+    f.fail("unknown role " + std::to_string(role));
+  if (count > kMaxServices) f.fail("more than 64 services");
+  if (m.role == Role::Agent && count != 0) f.fail("agent Hello lists services");
+  for (uint8_t i = 0; i < count && f.ok(); ++i) {
+    auto s = f.name("service");
+    if (std::find(m.services.begin(), m.services.end(), s) != m.services.end())
+      f.fail("duplicate service");
+    m.services.push_back(std::move(s));
+  }
+  return m;
+}
+
+ObservedAddress get_observed(FieldReader& f) {
+  return {f.address("address")};
+}
+
+OpenSession get_open(FieldReader& f) {
+  OpenSession m{};
+  m.request_id = f.u32();
+  m.service = f.name("service");
+  return m;
+}
+
+SessionOffer get_offer(FieldReader& f) {
+  SessionOffer m{};
+  m.session_id = f.u64();
+  m.agent = f.name("agent");
+  m.service = f.name("service");
+  m.agent_address = f.address("agent address");
+  return m;
+}
+
+SessionAccept get_accept(FieldReader& f) {
+  return {f.u64()};
+}
+
+SessionReady get_ready(FieldReader& f) {
+  SessionReady m{};
+  m.request_id = f.u32();
+  m.session_id = f.u64();
+  m.connector = f.name("connector");
+  m.connector_address = f.address("connector address");
+  return m;
+}
+
+SessionReject get_reject(FieldReader& f) {
+  SessionReject m{};
+  m.request_id = f.u32();
+  m.code = f.code();
+  m.reason = f.reason();
+  return m;
+}
+
+SessionClosed get_closed(FieldReader& f) {
+  SessionClosed m{};
+  m.session_id = f.u64();
+  m.code = f.code();
+  return m;
+}
+
+ErrorMessage get_error(FieldReader& f) {
+  ErrorMessage m{};
+  m.code = f.code();
+  m.reason = f.reason();
+  return m;
+}
+
+ControlMessage get_message(ControlType type, FieldReader& f) {
+  switch (type) {
+  case ControlType::Hello:
+    return get_hello(f);
+  case ControlType::ObservedAddress:
+    return get_observed(f);
+  case ControlType::OpenSession:
+    return get_open(f);
+  case ControlType::SessionOffer:
+    return get_offer(f);
+  case ControlType::SessionAccept:
+    return get_accept(f);
+  case ControlType::SessionReady:
+    return get_ready(f);
+  case ControlType::SessionReject:
+    return get_reject(f);
+  case ControlType::SessionClosed:
+    return get_closed(f);
+  case ControlType::ErrorMessage:
+    break;
+  }
+  return get_error(f);
+}
+
+} // namespace
+
+const char* to_string(ErrorCode code) {
+  switch (code) {
+  case ErrorCode::None:
+    return "none";
+  case ErrorCode::Malformed:
+    return "malformed";
+  case ErrorCode::UnsupportedVersion:
+    return "unsupported version";
+  case ErrorCode::UnknownService:
+    return "unknown service";
+  case ErrorCode::NoConnector:
+    return "no connector";
+  case ErrorCode::NotAuthorized:
+    return "not authorized";
+  case ErrorCode::SessionGone:
+    return "session gone";
+  case ErrorCode::Internal:
+    return "internal error";
+  case ErrorCode::Shutdown:
+    return "shutdown";
+  }
+  return "unknown error code";
+}
+
+const char* to_string(Role role) {
+  switch (role) {
+  case Role::Agent:
+    return "agent";
+  case Role::Connector:
+    return "connector";
+  }
+  return "unknown role";
+}
+
+bool is_known_error_code(uint16_t value) {
+  return value <= static_cast<uint16_t>(ErrorCode::Shutdown);
+}
+
+ControlType control_type(const ControlMessage& m) {
+  return static_cast<ControlType>(m.index() + 1);
+}
+
+const char* message_name(const ControlMessage& m) {
+  return kMessageNames[m.index()];
+}
+
+std::vector<uint8_t> encode_control(const ControlMessage& m) {
+  std::vector<uint8_t> out;
+  ByteWriter w(out);
+  w.u8(kControlVersion);
+  w.u8(static_cast<uint8_t>(control_type(m)));
+  w.u16(0); // patched below once the payload size is known
+  std::visit([&](const auto& msg) { put(w, msg); }, m);
+  const size_t payload = out.size() - kControlHeaderSize;
+  if (payload > kMaxControlPayload) invalid("payload larger than 4096 bytes");
+  out[2] = static_cast<uint8_t>(payload >> 8);
+  out[3] = static_cast<uint8_t>(payload);
+  return out;
+}
+
+std::optional<ControlMessage> decode_control_payload(uint8_t type, std::span<const uint8_t> payload,
+                                                     std::string& error) {
+  error.clear();
+  if (type == 0 || type > kMaxType) {
+    error = "unknown control message type " + std::to_string(type);
+    return std::nullopt;
+  }
+  const auto t = static_cast<ControlType>(type);
+  FieldReader f(payload, error);
+  ControlMessage m = get_message(t, f);
+  if (!f.finish()) {
+    error = std::string(kMessageNames[type - 1]) + ": " + error;
+    return std::nullopt;
+  }
+  return m;
+}
+
+} // namespace ztna::wire

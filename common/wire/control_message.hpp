@@ -1,0 +1,143 @@
+// The control protocol between an agent or connector and the intermediate (DESIGN D2).
+//
+// It runs on the first client-initiated bidirectional QUIC stream (stream id 0, RFC 9000 §2.1)
+// of a control connection (ALPN "ztna-control/1"). QUIC gives us reliability and ordering but
+// not message boundaries, so each message is framed:
+//   [u8 version = 1][u8 type][u16 payload length][payload], payload at most 4096 bytes.
+// Every message has exactly one encoding (no optional fields, no varints), so decode -> encode
+// is byte-exact; the fuzz target checks that. See docs/protocol.md for the field tables.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "net/address.hpp"
+
+namespace ztna::wire {
+
+constexpr std::string_view kControlAlpn = "ztna-control/1";
+constexpr uint8_t kControlVersion = 1;
+constexpr size_t kControlHeaderSize = 4;
+constexpr size_t kMaxControlPayload = 4096;
+constexpr size_t kMaxControlFrame = kControlHeaderSize + kMaxControlPayload;
+constexpr size_t kMaxServices = 64;
+
+enum class Role : uint8_t { Agent = 1, Connector = 2 };
+
+// Carried as u16. The set is closed in version 1: a receiver treats any other value as malformed.
+enum class ErrorCode : uint16_t {
+  None = 0,
+  Malformed = 1,
+  UnsupportedVersion = 2,
+  UnknownService = 3,
+  NoConnector = 4,
+  NotAuthorized = 5,
+  SessionGone = 6,
+  Internal = 7,
+  Shutdown = 8,
+};
+
+// Type codes on the wire; equal to the ControlMessage variant index + 1.
+enum class ControlType : uint8_t {
+  Hello = 1,
+  ObservedAddress = 2,
+  OpenSession = 3,
+  SessionOffer = 4,
+  SessionAccept = 5,
+  SessionReady = 6,
+  SessionReject = 7,
+  SessionClosed = 8,
+  ErrorMessage = 9,
+};
+
+// client -> intermediate, first message. Services only for connectors (agents send none).
+struct Hello {
+  Role role;
+  std::vector<std::string> services;
+  bool operator==(const Hello&) const = default;
+};
+// intermediate -> client, on connect and whenever the observed address changes.
+struct ObservedAddress {
+  Address address;
+  bool operator==(const ObservedAddress&) const = default;
+};
+// agent -> intermediate.
+struct OpenSession {
+  uint32_t request_id;
+  std::string service;
+  bool operator==(const OpenSession&) const = default;
+};
+// intermediate -> connector.
+struct SessionOffer {
+  uint64_t session_id;
+  std::string agent;
+  std::string service;
+  Address agent_address;
+  bool operator==(const SessionOffer&) const = default;
+};
+// connector -> intermediate.
+struct SessionAccept {
+  uint64_t session_id;
+  bool operator==(const SessionAccept&) const = default;
+};
+// intermediate -> agent.
+struct SessionReady {
+  uint32_t request_id;
+  uint64_t session_id;
+  std::string connector;
+  Address connector_address;
+  bool operator==(const SessionReady&) const = default;
+};
+// intermediate -> agent.
+struct SessionReject {
+  uint32_t request_id;
+  ErrorCode code;
+  std::string reason;
+  bool operator==(const SessionReject&) const = default;
+};
+// either direction.
+struct SessionClosed {
+  uint64_t session_id;
+  ErrorCode code;
+  bool operator==(const SessionClosed&) const = default;
+};
+// either direction, before closing the control connection.
+struct ErrorMessage {
+  ErrorCode code;
+  std::string reason;
+  bool operator==(const ErrorMessage&) const = default;
+};
+
+using ControlMessage =
+    std::variant<Hello, ObservedAddress, OpenSession, SessionOffer, SessionAccept, SessionReady,
+                 SessionReject, SessionClosed, ErrorMessage>;
+
+const char* to_string(ErrorCode code);
+const char* to_string(Role role);
+bool is_known_error_code(uint16_t value);
+
+ControlType control_type(const ControlMessage& m);
+// "Hello", "SessionOffer", ... for logs.
+const char* message_name(const ControlMessage& m);
+
+// One whole frame. Reasons are passed through sanitize_reason() (text.hpp). Throws
+// std::invalid_argument if m cannot be sent as-is: an invalid name, an empty address, an
+// unknown role or error code, services on an agent Hello, more than kMaxServices services or
+// duplicates, or a payload over kMaxControlPayload. These are our own bugs, never peer input.
+std::vector<uint8_t> encode_control(const ControlMessage& m);
+
+// Decodes the payload of one frame of the given type. Returns nullopt and sets `error` to one
+// human-readable line on an unknown type, a bad field, truncation or trailing bytes.
+std::optional<ControlMessage> decode_control_payload(uint8_t type, std::span<const uint8_t> payload,
+                                                     std::string& error);
+
+} // namespace ztna::wire
+
+// The stream reassembler is part of this API; it lives in its own file.
+#include "wire/control_decoder.hpp"

@@ -1,0 +1,37 @@
+// One or more instances of every control message, shared by the control codec tests.
+#pragma once
+
+#include <vector>
+
+#include "net/address.hpp"
+#include "wire/control_message.hpp"
+
+namespace ztna::test {
+
+inline std::vector<wire::ControlMessage> control_samples() {
+  using namespace wire;
+  const Address v4 = *Address::parse("198.51.100.20:40000");
+  const Address v6 = *Address::parse("[2001:db8:1::20]:50000");
+  return {
+      Hello{Role::Agent, {}},
+      Hello{Role::Connector, {"ssh", "postgres", "web-1.prod"}},
+      Hello{Role::Connector, {}},
+      ObservedAddress{v4},
+      ObservedAddress{v6},
+      OpenSession{7, "ssh"},
+      OpenSession{0xFFFFFFFF, "caf\xC3\xA9"},
+      SessionOffer{0x0123456789ABCDEFULL, "alice@example.org", "postgres", v4},
+      SessionOffer{1, "bob", "ssh", v6},
+      SessionAccept{0x0123456789ABCDEFULL},
+      SessionReady{7, 0x0123456789ABCDEFULL, "connector-eu-1", v6},
+      SessionReady{8, 2, "c", v4},
+      SessionReject{9, ErrorCode::UnknownService, "no such service: wiki"},
+      SessionReject{10, ErrorCode::NoConnector, ""},
+      SessionClosed{0x0123456789ABCDEFULL, ErrorCode::None},
+      SessionClosed{3, ErrorCode::SessionGone},
+      ErrorMessage{ErrorCode::NotAuthorized, "certificate not allowed to serve 'ssh'"},
+      ErrorMessage{ErrorCode::Shutdown, ""},
+  };
+}
+
+} // namespace ztna::test
