@@ -35,6 +35,8 @@ static std::optional<uint16_t> parse_port(std::string_view s) {
 
 // Splits "host:port" or "[v6]:port" into host and port text.
 static bool split_host_port(std::string_view text, std::string& host, std::string_view& port) {
+  // inet_pton and getaddrinfo stop at a NUL, so "1.2.3.4\0junk:80" would parse as 1.2.3.4:80.
+  if (text.find('\0') != std::string_view::npos) return false;
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')

@@ -60,6 +60,14 @@ TEST_CASE("Address::parse rejects malformed hosts", "[address]") {
   }
 }
 
+TEST_CASE("Address::parse rejects text with an embedded NUL", "[address]") {
+  using namespace std::string_literals;
+  for (const std::string& text : {"1.2.3.4\0junk:80"s, "[::1\0x]:80"s, "1.2.3.4:80\0"s}) {
+    CHECK_FALSE(Address::parse(text));
+    CHECK_FALSE(Address::resolve(text));
+  }
+}
+
 TEST_CASE("Address to_string round-trips through parse", "[address]") {
   for (const char* text : {"10.0.0.1:1", "[fe80::1]:5353", "[::]:0", "203.0.113.9:3478"}) {
     auto a = Address::parse(text);
