@@ -36,6 +36,7 @@ public:
   void stop() { socket_.stop(); }
 
   UdpSocket& socket() { return socket_; }
+  const UdpSocket& socket() const { return socket_; }
   quic::CidRouter<QuicPeer>& router() { return router_; }
   std::span<const uint8_t> reset_secret() const { return reset_secret_; }
   const EndpointCounters& counters() const { return counters_; }

@@ -116,6 +116,13 @@ struct ConnectionCallbacks {
     return 0;
   }
 
+  static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path,
+                             ngtcp2_path_validation_result res, void* user_data) {
+    self(user_data)->events_.on_path_validated(from_ngtcp2(*path),
+                                               res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS);
+    return 0;
+  }
+
   static void rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx*) { random_bytes(dest, len); }
 
   static int get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen,
@@ -149,6 +156,7 @@ const ngtcp2_callbacks& Connection::callbacks() {
     c.rand = ConnectionCallbacks::rand;
     c.get_new_connection_id = ConnectionCallbacks::get_new_connection_id;
     c.update_key = ngtcp2_crypto_update_key_cb;
+    c.path_validation = ConnectionCallbacks::path_validation;
     c.stream_reset = ConnectionCallbacks::stream_reset;
     c.extend_max_stream_data = ConnectionCallbacks::extend_max_stream_data;
     c.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;

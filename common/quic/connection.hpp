@@ -47,6 +47,8 @@ public:
   // The stream's unacknowledged bytes fell to or below the low-water mark again.
   virtual void on_stream_writable(int64_t /*stream_id*/) {}
   virtual void on_datagram(std::span<const uint8_t> /*data*/) {}
+  // QUIC path validation (RFC 9000 §8.2) finished for `path`; on success it is now in use.
+  virtual void on_path_validated(const Path& /*path*/, bool /*success*/) {}
   // New local bidirectional streams may be opened again.
   virtual void on_streams_available() {}
 };

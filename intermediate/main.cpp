@@ -1,0 +1,87 @@
+// ztna-intermediate: `run` starts the daemon, `status` asks a running one.
+#include "intermediate.hpp"
+
+#include "io/daemon.hpp"
+#include "io/status_command.hpp"
+#include "io/status_server.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+namespace {
+
+void print_human(const nlohmann::json& j) {
+  std::cout << "intermediate " << j.value("name", "?") << " listening on udp "
+            << j.value("listen", "?") << "\n\npeers (" << j["peers"].size() << "):\n";
+  for (auto& p : j["peers"]) {
+    std::cout << "  " << p.value("role", "?") << " " << p.value("name", "?") << " at "
+              << p.value("address", "?") << "  rtt " << p.value("rtt_ms", 0.0) << " ms";
+    if (!p["services"].empty()) {
+      std::cout << "  serves";
+      for (auto& s : p["services"]) std::cout << " " << s.get<std::string>();
+    }
+    std::cout << "\n";
+  }
+  std::cout << "\nsessions (" << j["sessions"].size() << "):\n";
+  for (auto& s : j["sessions"])
+    std::cout << "  " << s.value("agent", "?") << " -> " << s.value("connector", "?") << " ["
+              << s.value("service", "?") << "] " << s.value("state", "?") << ", relayed "
+              << ztna::io::human_bytes(s.value("relayed_bytes", 0ull)) << "\n";
+  std::cout << "\ncounters:\n";
+  for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ztna-intermediate: relay, address discovery and signaling for the overlay"};
+  app.require_subcommand(1);
+  std::string status_socket = "/run/ztna/intermediate.sock";
+
+  auto* run = app.add_subcommand("run", "run the daemon");
+  run->set_config("--config", "", "read options from this file (same names as the flags)");
+  std::string listen = "0.0.0.0:4433", log_level = "info";
+  ztna::quic::TlsFiles tls;
+  int idle_timeout = 30;
+  run->add_option("--listen", listen, "UDP address to listen on ([::]:4433 for dual stack)")
+      ->capture_default_str();
+  run->add_option("--ca", tls.ca, "deployment CA certificate (PEM)")->required()->check(CLI::ExistingFile);
+  run->add_option("--cert", tls.cert, "this intermediate's certificate (PEM)")->required()->check(CLI::ExistingFile);
+  run->add_option("--key", tls.key, "this intermediate's private key (PEM)")->required()->check(CLI::ExistingFile);
+  run->add_option("--idle-timeout", idle_timeout, "seconds of silence before a peer is dropped")
+      ->capture_default_str()->check(CLI::Range(2, 3600));
+  run->add_option("--status-socket", status_socket, "Unix socket serving status")->capture_default_str();
+  run->add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+
+  auto* status = app.add_subcommand("status", "print the state of a running intermediate");
+  bool json = false;
+  status->add_option("--status-socket", status_socket, "Unix socket of the daemon")->capture_default_str();
+  status->add_flag("--json", json, "machine-readable output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
+
+  try {
+    ztna::io::setup_logging(log_level, "intermediate");
+    auto addr = ztna::Address::parse(listen);
+    if (!addr) throw std::runtime_error("--listen: not an IP:port: " + listen);
+    boost::asio::io_context io;
+    ztna::IntermediateOptions opts{*addr, tls, std::chrono::seconds(idle_timeout)};
+    ztna::Intermediate intermediate(io, opts);
+    ztna::io::StatusServer status_server(io, status_socket, [&] { return intermediate.status().dump(); });
+    intermediate.start();
+    ztna::io::on_termination(io, [&](int sig) {
+      spdlog::info("received signal {}, stopping", sig);
+      intermediate.shutdown();
+      io.stop();
+    });
+    io.run();
+    spdlog::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}
