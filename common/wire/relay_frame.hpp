@@ -4,7 +4,7 @@
 // up the session's two bound ends. Layout v1:
 //   byte 0     0x20 (RELAY_DATA, version 1; the first byte falls in the relay range of
 //              packet_class.hpp, so the shared socket can demultiplex it, RFC 9443 §3)
-//   bytes 1-8  session id, u64 big-endian (allocated by the intermediate, never 0)
+//   bytes 1-8  session id, u64 big-endian (random, chosen by the intermediate)
 //   bytes 9-   payload: one whole QUIC packet, 1..kMaxRelayPayload bytes
 // The other first bytes of the relay range (0x21-0x2F) are reserved and rejected.
 #pragma once
