@@ -28,6 +28,7 @@ public:
   // its Initial packets keep using until it learns ours (RFC 9000 §7.2).
   void attach(std::unique_ptr<quic::Connection> conn, std::string alias = {});
   bool attached() const { return conn_ != nullptr; }
+  boost::asio::io_context& io() { return io_; }
   quic::Connection& conn() { return *conn_; }
   const quic::Connection& conn() const { return *conn_; }
   // Called once, from the event loop (never from inside one of our own calls), when the

@@ -1,0 +1,190 @@
+#include "connector.hpp"
+
+#include "io/clock.hpp"
+#include "relay/relay_path.hpp"
+#include "wire/relay_frame.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace ztna {
+
+namespace {
+constexpr auto kOfferTimeout = std::chrono::seconds(15);
+constexpr auto kUdpFlowIdle = std::chrono::seconds(120);
+
+std::vector<std::string> names(const std::vector<ServiceSpec>& specs) {
+  std::vector<std::string> out;
+  for (auto& s : specs) out.push_back(s.name);
+  return out;
+}
+} // namespace
+
+Connector::Connector(boost::asio::io_context& io, ConnectorOptions options)
+    : io_(io), options_(std::move(options)), tls_(options_.tls),
+      endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
+      control_(io, endpoint_,
+               io::ControlClient::Options{options_.intermediate, options_.intermediate_name, &tls_,
+                                          wire::Role::Connector, names(options_.services)},
+               io::ControlClient::Listener{
+                   nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
+                   [this](const std::string& why) { end_all_sessions("control connection lost: " + why); }}),
+      sweep_timer_(io) {
+  for (auto& s : options_.services) services_[s.name] = s;
+}
+
+void Connector::start() {
+  endpoint_.start([this](const Address& from, std::span<const uint8_t> d) { on_relay(from, d); });
+  spdlog::info("connector '{}' on udp {}, publishing {} service(s)", tls_.name(),
+               endpoint_.socket().local().to_string(), services_.size());
+  for (auto& [name, s] : services_)
+    spdlog::info("  service '{}' -> {}://{}", name, s.proto_name(), s.endpoint());
+  control_.start();
+  sweep();
+}
+
+void Connector::on_control_message(const wire::ControlMessage& m) {
+  if (auto* offer = std::get_if<wire::SessionOffer>(&m)) {
+    if (sessions_.count(offer->session_id)) return;
+    spdlog::info("session {:016x}: agent '{}' (at {}) for '{}': accepted", offer->session_id,
+                 offer->agent, offer->agent_address.to_string(), offer->service);
+    sessions_.emplace(offer->session_id,
+                      std::make_unique<BackendSession>(io_, offer->session_id, offer->agent,
+                                                       services_, counters_));
+    control_.send(wire::SessionAccept{offer->session_id});
+    return;
+  }
+  if (auto* closed = std::get_if<wire::SessionClosed>(&m)) {
+    end_session(closed->session_id,
+                std::string("intermediate closed it: ") + wire::to_string(closed->code), false);
+    return;
+  }
+  spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
+}
+
+void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram) {
+  auto frame = wire::parse_relay_frame(datagram);
+  auto it = frame ? sessions_.find(frame->session_id) : sessions_.end();
+  // Relay frames are only trusted from the intermediate, for sessions it offered us.
+  if (!frame || !(from == options_.intermediate) || it == sessions_.end()) {
+    counters_.relay_frames_unexpected++;
+    return;
+  }
+  auto& s = *it->second;
+  quic::Path path{relay_local_address(), options_.intermediate};
+  if (!s.quic()) return start_session(s, frame->payload);
+  s.quic()->receive(path, frame->payload);
+}
+
+void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet) {
+  ngtcp2_pkt_hd hd;
+  if (ngtcp2_accept(&hd, packet.data(), packet.size()) != 0) {
+    counters_.relay_frames_unexpected++;
+    return;
+  }
+  quic::ConnectionConfig cfg;
+  cfg.server = true;
+  cfg.tls = &tls_;
+  cfg.alpn = "ztna-session/1";
+  cfg.datagrams = true;
+  cfg.reset_secret = endpoint_.reset_secret();
+  quic::Path path{relay_local_address(), options_.intermediate};
+  std::string error;
+  auto conn = quic::Connection::server(cfg, path, hd, s, io::now(), error);
+  if (!conn) {
+    spdlog::warn("session {:016x}: cannot start: {}", s.id(), error);
+    return;
+  }
+  uint64_t id = s.id();
+  auto* intermediate = &options_.intermediate;
+  auto* socket = &endpoint_.socket();
+  auto peer = std::make_unique<io::QuicPeer>(
+      io_, nullptr, [id, intermediate, socket](const quic::Path&, std::span<const uint8_t> pkt) {
+        uint8_t header[wire::kRelayHeaderSize];
+        wire::write_relay_header(id, header);
+        socket->send(*intermediate, pkt, header);
+      });
+  peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
+  s.set_quic(std::move(peer));
+  s.quic()->attach(std::move(conn));
+  s.quic()->receive(path, packet);
+}
+
+void Connector::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  spdlog::info("session {:016x} with agent '{}' ended: {}", id, it->second->agent(), why);
+  if (auto* q = it->second->quic(); q && !q->conn().finished())
+    q->close(0, "session closed");
+  if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
+  sessions_.erase(it);
+}
+
+void Connector::end_all_sessions(const std::string& why) {
+  while (!sessions_.empty()) end_session(sessions_.begin()->first, why, false);
+}
+
+void Connector::sweep() {
+  auto now = std::chrono::steady_clock::now();
+  std::vector<uint64_t> stale;
+  for (auto& [id, s] : sessions_) {
+    if (!s->quic() && now - s->created() > kOfferTimeout) stale.push_back(id);
+    s->expire_flows(now, kUdpFlowIdle);
+  }
+  for (auto id : stale) end_session(id, "the agent never started the handshake", true);
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) sweep();
+  });
+}
+
+void Connector::shutdown() {
+  for (auto& [id, s] : sessions_)
+    if (auto* q = s->quic()) q->close(0, "connector shutting down");
+  control_.stop();
+  sweep_timer_.cancel();
+  endpoint_.stop();
+}
+
+nlohmann::json Connector::status() const {
+  nlohmann::json j;
+  j["name"] = tls_.name();
+  j["listen"] = endpoint_.socket().local().to_string();
+  j["control"] = {{"state", control_.state_name()},
+                  {"intermediate", control_.intermediate().to_string()},
+                  {"observed_address", control_.observed_address().to_string()},
+                  {"rtt_ms", control_.rtt_ms()},
+                  {"last_error", control_.last_error()}};
+  j["services"] = nlohmann::json::array();
+  for (auto& [name, s] : services_)
+    j["services"].push_back({{"name", name}, {"proto", s.proto_name()}, {"backend", s.endpoint()}});
+  j["sessions"] = nlohmann::json::array();
+  for (auto& [id, s] : sessions_) {
+    nlohmann::json js{{"session_id", id}, {"agent", s->agent()}, {"path", "relay"},
+                      {"open_streams", s->open_streams()}, {"udp_flows", s->udp_flows()}};
+    if (auto* q = const_cast<BackendSession&>(*s).quic()) {
+      auto st = q->conn().stats();
+      js["state"] = q->conn().handshake_completed() ? "established" : "handshaking";
+      js["rtt_ms"] = st.smoothed_rtt_ms;
+      js["bytes_sent"] = st.stream_bytes_sent;
+      js["bytes_received"] = st.stream_bytes_received;
+    } else {
+      js["state"] = "offered";
+    }
+    j["sessions"].push_back(js);
+  }
+  const auto& e = endpoint_.counters();
+  j["counters"] = {{"unknown_service", counters_.unknown_service},
+                   {"backend_connect_failures", counters_.backend_connect_failures},
+                   {"streams_opened", counters_.streams_opened},
+                   {"streams_malformed", counters_.streams_malformed},
+                   {"udp_flows_opened", counters_.udp_flows_opened},
+                   {"datagrams_malformed", counters_.datagrams_malformed},
+                   {"datagrams_dropped", counters_.datagrams_dropped},
+                   {"sessions_wrong_agent", counters_.sessions_wrong_agent},
+                   {"relay_frames_unexpected", counters_.relay_frames_unexpected},
+                   {"junk_datagrams", e.junk_datagrams},
+                   {"control_connects", control_.connects()}};
+  return j;
+}
+
+} // namespace ztna
