@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 
 namespace ztna::quic {
 
@@ -123,7 +126,16 @@ struct ConnectionCallbacks {
     return 0;
   }
 
-  static void rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx*) { random_bytes(dest, len); }
+  // ngtcp2 0.12.1 always advertises grease_quic_bit and, while constructing a connection,
+  // draws one random byte to decide whether to clear the fixed bit on everything it sends
+  // (RFC 9287). Our one-socket demultiplexer needs that bit (RFC 9443 §5), so during
+  // construction the answer to that one-byte draw is even: never grease. (With CUBIC, the
+  // congestion controller we use, ngtcp2 makes no other one-byte draws.)
+  static void rand(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
+    random_bytes(dest, len);
+    if (len == 1 && ctx && ctx->native_handle == &kConstructing) dest[0] &= 0xfe;
+  }
+  static inline const int kConstructing = 0;
 
   static int get_new_connection_id(ngtcp2_conn*, ngtcp2_cid* cid, uint8_t* token, size_t cidlen,
                                    void* user_data) {
@@ -187,8 +199,18 @@ ngtcp2_conn* Connection::conn_from_ref(ngtcp2_crypto_conn_ref* ref) {
 
 namespace {
 
+void log_printf(void*, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
 void fill_settings(ngtcp2_settings& s, const ConnectionConfig& config, Timestamp now) {
   ngtcp2_settings_default(&s);
+  // ngtcp2's own packet-level trace, for debugging interop: ZTNA_QUIC_TRACE=1.
+  if (getenv("ZTNA_QUIC_TRACE")) s.log_printf = log_printf;
   s.initial_ts = now;
   s.max_tx_udp_payload_size = config.max_udp_payload;
   s.no_tx_udp_payload_size_shaping = 1;
@@ -196,6 +218,7 @@ void fill_settings(ngtcp2_settings& s, const ConnectionConfig& config, Timestamp
   s.handshake_timeout = 10 * NGTCP2_SECONDS;
   s.max_window = config.connection_window * 2;
   s.max_stream_window = config.stream_window * 2;
+  s.rand_ctx.native_handle = const_cast<int*>(&ConnectionCallbacks::kConstructing);
 }
 
 bool fill_params(ngtcp2_transport_params& p, const ConnectionConfig& config) {

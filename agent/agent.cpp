@@ -1,0 +1,296 @@
+#include "agent.hpp"
+
+#include "io/clock.hpp"
+#include "relay/relay_path.hpp"
+#include "wire/datagram_frame.hpp"
+#include "wire/relay_frame.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace ztna {
+
+namespace {
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+constexpr auto kUdpFlowIdle = std::chrono::seconds(120);
+constexpr size_t kMaxQueuedPerRequest = 256;
+constexpr const char* kSessionAlpn = "ztna-session/1";
+} // namespace
+
+Agent::Agent(boost::asio::io_context& io, AgentOptions options)
+    : io_(io), options_(std::move(options)), tls_(options_.tls),
+      endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
+      control_(io, endpoint_,
+               io::ControlClient::Options{options_.intermediate, options_.intermediate_name, &tls_,
+                                          wire::Role::Agent, {}},
+               io::ControlClient::Listener{
+                   nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
+                   [this](const std::string& why) { end_all("control connection lost: " + why); }}),
+      sweep_timer_(io) {
+  for (auto& spec : options_.exposes)
+    listeners_.push_back(std::make_unique<LocalListener>(
+        io, spec, [this](LocalListener& l, tcp::socket s) { on_tcp(l, std::move(s)); },
+        [this](LocalListener& l, const Address& from, std::span<const uint8_t> p) {
+          on_udp(l, from, p);
+        }));
+}
+
+void Agent::start() {
+  endpoint_.start([this](const Address& from, std::span<const uint8_t> d) {
+    auto frame = wire::parse_relay_frame(d);
+    auto it = frame ? sessions_.find(frame->session_id) : sessions_.end();
+    if (!frame || !(from == options_.intermediate) || it == sessions_.end()) return;
+    it->second->quic().receive({relay_local_address(), options_.intermediate}, frame->payload);
+  });
+  spdlog::info("agent '{}' on udp {}", tls_.name(), endpoint_.socket().local().to_string());
+  for (auto& l : listeners_)
+    spdlog::info("  exposing '{}' on {}://{}", l->spec().name, l->spec().proto_name(),
+                 l->spec().endpoint());
+  control_.start();
+  sweep();
+}
+
+TunnelSession* Agent::session_for(const std::string& service) {
+  auto it = session_of_service_.find(service);
+  if (it == session_of_service_.end()) return nullptr;
+  auto s = sessions_.find(it->second);
+  return s == sessions_.end() ? nullptr : s->second.get();
+}
+
+Agent::Request* Agent::request_session(const std::string& service) {
+  if (auto it = requests_.find(service); it != requests_.end()) return &it->second;
+  Request r;
+  r.id = next_request_id_++;
+  r.sent = std::chrono::steady_clock::now();
+  if (!control_.send(wire::OpenSession{r.id, service})) return nullptr;
+  spdlog::info("asking the intermediate for a session to '{}'", service);
+  return &requests_.emplace(service, std::move(r)).first->second;
+}
+
+void Agent::on_tcp(LocalListener& l, tcp::socket s) {
+  const auto& service = l.spec().name;
+  if (auto* session = session_for(service)) return session->add_connection(service, std::move(s));
+  auto* req = request_session(service);
+  if (!req) {
+    counters_.connections_refused_offline++;
+    spdlog::warn("'{}': connection refused: not connected to the intermediate ({})", service,
+                 control_.last_error().empty() ? control_.state_name() : control_.last_error());
+    return; // the socket closes as it goes out of scope
+  }
+  if (req->connections.size() >= kMaxQueuedPerRequest) return;
+  req->connections.push_back(std::move(s));
+}
+
+void Agent::on_udp(LocalListener& l, const Address& from, std::span<const uint8_t> payload) {
+  auto key = std::make_pair(&l, from.to_string());
+  uint32_t flow;
+  if (auto it = flow_of_client_.find(key); it != flow_of_client_.end()) {
+    flow = it->second;
+  } else {
+    flow = next_flow_id_++;
+    flow_of_client_.emplace(key, flow);
+    flows_[flow] = UdpFlow{&l, from, {}};
+  }
+  flows_[flow].last_used = std::chrono::steady_clock::now();
+  const auto& service = l.spec().name;
+  if (auto* session = session_for(service)) {
+    session->send_datagram(wire::encode_datagram(flow, service, payload));
+    return;
+  }
+  auto* req = request_session(service);
+  if (!req || req->datagrams.size() >= kMaxQueuedPerRequest) {
+    counters_.udp_datagrams_dropped++;
+    return;
+  }
+  req->datagrams.emplace_back(flow, std::vector<uint8_t>(payload.begin(), payload.end()));
+}
+
+void Agent::on_udp_reply(std::span<const uint8_t> datagram) {
+  auto d = wire::parse_datagram(datagram);
+  if (!d) {
+    counters_.datagrams_malformed++;
+    return;
+  }
+  auto it = flows_.find(d->flow_id);
+  if (it == flows_.end()) {
+    counters_.udp_datagrams_dropped++;
+    return;
+  }
+  it->second.last_used = std::chrono::steady_clock::now();
+  it->second.listener->send_udp(it->second.client, d->payload);
+}
+
+void Agent::on_control_message(const wire::ControlMessage& m) {
+  if (auto* ready = std::get_if<wire::SessionReady>(&m)) return on_session_ready(*ready);
+  if (auto* reject = std::get_if<wire::SessionReject>(&m)) return on_session_reject(*reject);
+  if (auto* closed = std::get_if<wire::SessionClosed>(&m))
+    return end_session(closed->session_id,
+                       std::string("intermediate closed it: ") + wire::to_string(closed->code),
+                       false);
+  spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
+}
+
+TunnelSession& Agent::create_session(const wire::SessionReady& m) {
+  uint64_t id = m.session_id;
+  auto session = std::make_unique<TunnelSession>(
+      id, m.connector, [this](std::span<const uint8_t> d) { on_udp_reply(d); });
+  quic::ConnectionConfig cfg;
+  cfg.tls = &tls_;
+  cfg.alpn = kSessionAlpn;
+  cfg.server_name = m.connector; // the connector must prove it is the one the intermediate chose
+  cfg.datagrams = true;
+  cfg.keepalive = std::chrono::seconds(10);
+  cfg.max_bidi_streams = 0;
+  cfg.reset_secret = endpoint_.reset_secret();
+  quic::Path path{relay_local_address(), options_.intermediate};
+  auto* intermediate = &options_.intermediate;
+  auto* socket = &endpoint_.socket();
+  auto peer = std::make_unique<io::QuicPeer>(
+      io_, nullptr, [id, intermediate, socket](const quic::Path&, std::span<const uint8_t> pkt) {
+        uint8_t header[wire::kRelayHeaderSize];
+        wire::write_relay_header(id, header);
+        socket->send(*intermediate, pkt, header);
+      });
+  peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
+  std::string error;
+  auto conn = quic::Connection::client(cfg, path, *session, io::now(), error);
+  session->set_quic(std::move(peer));
+  auto& ref = *session;
+  sessions_.emplace(id, std::move(session));
+  if (!conn) {
+    spdlog::error("session {:016x}: {}", id, error);
+    end_session(id, error, true);
+    return ref;
+  }
+  counters_.sessions_opened++;
+  spdlog::info("session {:016x}: connector '{}' at {}; starting end-to-end handshake over the relay",
+               id, m.connector, m.connector_address.to_string());
+  ref.quic().attach(std::move(conn));
+  return ref;
+}
+
+void Agent::on_session_ready(const wire::SessionReady& m) {
+  auto req = std::find_if(requests_.begin(), requests_.end(),
+                          [&](auto& kv) { return kv.second.id == m.request_id; });
+  if (req == requests_.end()) return;
+  std::string service = req->first;
+  Request r = std::move(req->second);
+  requests_.erase(req);
+  auto it = sessions_.find(m.session_id);
+  TunnelSession& session = it != sessions_.end() ? *it->second : create_session(m);
+  if (!sessions_.count(m.session_id)) return; // could not start
+  session.services().insert(service);
+  session_of_service_[service] = m.session_id;
+  for (auto& s : r.connections) session.add_connection(service, std::move(s));
+  for (auto& [flow, payload] : r.datagrams)
+    session.send_datagram(wire::encode_datagram(flow, service, payload));
+}
+
+void Agent::on_session_reject(const wire::SessionReject& m) {
+  auto req = std::find_if(requests_.begin(), requests_.end(),
+                          [&](auto& kv) { return kv.second.id == m.request_id; });
+  if (req == requests_.end()) return;
+  counters_.sessions_rejected++;
+  spdlog::warn("'{}': the intermediate refused a session: {} ({}); closing {} waiting connection(s)",
+               req->first, m.reason, wire::to_string(m.code), req->second.connections.size());
+  requests_.erase(req); // closes the waiting sockets
+}
+
+void Agent::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  spdlog::info("session {:016x} with connector '{}' ended: {}", id, it->second->connector(), why);
+  for (auto& svc : it->second->services())
+    if (auto m = session_of_service_.find(svc); m != session_of_service_.end() && m->second == id)
+      session_of_service_.erase(m);
+  auto& q = it->second->quic();
+  if (q.attached() && !q.conn().finished()) q.close(0, "session closed");
+  if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
+  sessions_.erase(it);
+}
+
+void Agent::end_all(const std::string& why) {
+  while (!sessions_.empty()) end_session(sessions_.begin()->first, why, false);
+  for (auto& [service, r] : requests_)
+    spdlog::warn("'{}': dropping {} waiting connection(s): {}", service, r.connections.size(), why);
+  requests_.clear();
+}
+
+void Agent::sweep() {
+  auto now = std::chrono::steady_clock::now();
+  for (auto it = requests_.begin(); it != requests_.end();) {
+    if (now - it->second.sent > kRequestTimeout) {
+      counters_.connections_timed_out += it->second.connections.size();
+      spdlog::warn("'{}': no answer from the intermediate in {} s; closing {} connection(s)",
+                   it->first, kRequestTimeout.count(), it->second.connections.size());
+      it = requests_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    if (now - it->second.last_used > kUdpFlowIdle) {
+      flow_of_client_.erase({it->second.listener, it->second.client.to_string()});
+      it = flows_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  sweep_timer_.expires_after(std::chrono::milliseconds(250));
+  sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) sweep();
+  });
+}
+
+void Agent::shutdown() {
+  for (auto& l : listeners_) l->stop();
+  for (auto& [id, s] : sessions_)
+    if (s->quic().attached()) s->quic().close(0, "agent shutting down");
+  control_.stop();
+  sweep_timer_.cancel();
+  endpoint_.stop();
+}
+
+nlohmann::json Agent::status() const {
+  nlohmann::json j;
+  j["name"] = tls_.name();
+  j["listen"] = endpoint_.socket().local().to_string();
+  j["control"] = {{"state", control_.state_name()},
+                  {"intermediate", control_.intermediate().to_string()},
+                  {"observed_address", control_.observed_address().to_string()},
+                  {"rtt_ms", control_.rtt_ms()},
+                  {"last_error", control_.last_error()}};
+  j["exposes"] = nlohmann::json::array();
+  for (auto& l : listeners_)
+    j["exposes"].push_back({{"name", l->spec().name},
+                            {"proto", l->spec().proto_name()},
+                            {"listen", l->spec().endpoint()}});
+  j["sessions"] = nlohmann::json::array();
+  for (auto& [id, s] : sessions_) {
+    nlohmann::json js{{"session_id", id},
+                      {"connector", s->connector()},
+                      {"services", s->services()},
+                      {"path", "relay"},
+                      {"state", s->established() ? "established" : "handshaking"},
+                      {"open_streams", s->open_streams()}};
+    if (s->quic().attached()) {
+      auto st = s->quic().conn().stats();
+      js["rtt_ms"] = st.smoothed_rtt_ms;
+      js["bytes_sent"] = st.stream_bytes_sent;
+      js["bytes_received"] = st.stream_bytes_received;
+      js["datagrams_sent"] = st.datagrams_sent;
+      js["datagrams_received"] = st.datagrams_received;
+    }
+    j["sessions"].push_back(js);
+  }
+  j["counters"] = {{"sessions_opened", counters_.sessions_opened},
+                   {"sessions_rejected", counters_.sessions_rejected},
+                   {"connections_refused_offline", counters_.connections_refused_offline},
+                   {"connections_timed_out", counters_.connections_timed_out},
+                   {"udp_datagrams_dropped", counters_.udp_datagrams_dropped},
+                   {"datagrams_malformed", counters_.datagrams_malformed},
+                   {"junk_datagrams", endpoint_.counters().junk_datagrams},
+                   {"control_connects", control_.connects()}};
+  return j;
+}
+
+} // namespace ztna

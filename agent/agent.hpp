@@ -1,0 +1,88 @@
+// ztna-agent: exposes the services the user may reach as local listeners and carries their
+// traffic over end-to-end sessions with the connectors that serve them.
+#pragma once
+
+#include "io/control_client.hpp"
+#include "io/endpoint.hpp"
+#include "local_listener.hpp"
+#include "tunnel_session.hpp"
+
+#include <boost/asio.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+
+namespace ztna {
+
+struct AgentOptions {
+  Address listen;
+  Address intermediate;
+  std::string intermediate_name;
+  quic::TlsFiles tls;
+  std::vector<ServiceSpec> exposes;
+};
+
+struct AgentCounters {
+  uint64_t sessions_rejected = 0;
+  uint64_t sessions_opened = 0;
+  uint64_t connections_refused_offline = 0;
+  uint64_t connections_timed_out = 0;
+  uint64_t udp_datagrams_dropped = 0;
+  uint64_t datagrams_malformed = 0;
+};
+
+class Agent {
+public:
+  Agent(boost::asio::io_context& io, AgentOptions options);
+  void start();
+  void shutdown();
+  nlohmann::json status() const;
+
+private:
+  using tcp = boost::asio::ip::tcp;
+  // A session asked of the intermediate and not answered yet.
+  struct Request {
+    uint32_t id = 0;
+    std::chrono::steady_clock::time_point sent;
+    std::vector<tcp::socket> connections;
+    std::vector<std::pair<uint32_t, std::vector<uint8_t>>> datagrams; // flow id, payload
+  };
+  struct UdpFlow {
+    LocalListener* listener;
+    Address client;
+    std::chrono::steady_clock::time_point last_used;
+  };
+
+  void on_tcp(LocalListener& l, tcp::socket s);
+  void on_udp(LocalListener& l, const Address& from, std::span<const uint8_t> payload);
+  void on_udp_reply(std::span<const uint8_t> datagram);
+  TunnelSession* session_for(const std::string& service);
+  Request* request_session(const std::string& service);
+  void on_control_message(const wire::ControlMessage& m);
+  void on_session_ready(const wire::SessionReady& m);
+  void on_session_reject(const wire::SessionReject& m);
+  TunnelSession& create_session(const wire::SessionReady& m);
+  void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
+  void end_all(const std::string& why);
+  void sweep();
+
+  boost::asio::io_context& io_;
+  AgentOptions options_;
+  quic::TlsIdentity tls_;
+  io::Endpoint endpoint_;
+  io::ControlClient control_;
+  std::vector<std::unique_ptr<LocalListener>> listeners_;
+  std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
+  std::map<std::string, uint64_t> session_of_service_;
+  std::map<std::string, Request> requests_; // by service
+  std::map<uint32_t, UdpFlow> flows_;
+  std::map<std::pair<LocalListener*, std::string>, uint32_t> flow_of_client_;
+  uint32_t next_request_id_ = 1;
+  uint32_t next_flow_id_ = 1;
+  AgentCounters counters_;
+  boost::asio::steady_timer sweep_timer_;
+};
+
+} // namespace ztna

@@ -1,0 +1,109 @@
+// ztna-agent: `run` starts the daemon, `status` asks a running one.
+#include "agent.hpp"
+
+#include "io/daemon.hpp"
+#include "io/status_command.hpp"
+#include "io/status_server.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+namespace {
+
+void print_human(const nlohmann::json& j) {
+  auto& c = j["control"];
+  std::cout << "agent " << j.value("name", "?") << " on udp " << j.value("listen", "?") << "\n"
+            << "control: " << c.value("state", "?") << " to " << c.value("intermediate", "?")
+            << ", seen as " << c.value("observed_address", "-") << ", rtt "
+            << c.value("rtt_ms", 0.0) << " ms\n";
+  if (!c.value("last_error", "").empty()) std::cout << "  last error: " << c.value("last_error", "") << "\n";
+  std::cout << "\nexposed services:\n";
+  for (auto& e : j["exposes"])
+    std::cout << "  " << e.value("name", "?") << " on " << e.value("proto", "?") << "://"
+              << e.value("listen", "?") << "\n";
+  std::cout << "\nsessions (" << j["sessions"].size() << "):\n";
+  for (auto& s : j["sessions"]) {
+    std::cout << "  connector " << s.value("connector", "?") << " [";
+    bool first = true;
+    for (auto& svc : s["services"]) std::cout << (first ? "" : ",") << svc.get<std::string>(), first = false;
+    std::cout << "] path " << s.value("path", "?") << ", " << s.value("state", "?") << ", rtt "
+              << s.value("rtt_ms", 0.0) << " ms, sent "
+              << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
+              << ztna::io::human_bytes(s.value("bytes_received", 0ull)) << ", "
+              << s.value("open_streams", 0) << " open streams\n";
+  }
+  std::cout << "\ncounters:\n";
+  for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ztna-agent: reach the services you are allowed to, from this machine"};
+  app.require_subcommand(1);
+  std::string status_socket = "/run/ztna/agent.sock";
+
+  auto* run = app.add_subcommand("run", "run the daemon");
+  run->set_config("--config", "", "read options from this file (same names as the flags)");
+  std::string listen = "[::]:0", intermediate, intermediate_name, log_level = "info";
+  std::vector<std::string> exposes;
+  ztna::quic::TlsFiles tls;
+  run->add_option("--intermediate", intermediate, "intermediate HOST:PORT")->required();
+  run->add_option("--intermediate-name", intermediate_name,
+                  "name in the intermediate's certificate (default: its host)");
+  run->add_option("--listen", listen, "local UDP address")->capture_default_str();
+  run->add_option("--ca", tls.ca, "deployment CA certificate (PEM)")->required()->check(CLI::ExistingFile);
+  run->add_option("--cert", tls.cert, "this agent's certificate (PEM)")->required()->check(CLI::ExistingFile);
+  run->add_option("--key", tls.key, "this agent's private key (PEM)")->required()->check(CLI::ExistingFile);
+  run->add_option("--expose", exposes,
+                  "serve NAME locally: NAME=tcp://127.0.0.1:PORT or NAME=udp://127.0.0.1:PORT (repeatable)")
+      ->required();
+  run->add_option("--status-socket", status_socket, "Unix socket serving status")->capture_default_str();
+  run->add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+
+  auto* status = app.add_subcommand("status", "print the state of a running agent");
+  bool json = false;
+  status->add_option("--status-socket", status_socket, "Unix socket of the daemon")->capture_default_str();
+  status->add_flag("--json", json, "machine-readable output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
+
+  try {
+    ztna::io::setup_logging(log_level, "agent");
+    ztna::AgentOptions opts;
+    auto bind = ztna::Address::parse(listen);
+    if (!bind) throw std::runtime_error("--listen: not an IP:port: " + listen);
+    opts.listen = *bind;
+    auto inter = ztna::Address::resolve(intermediate);
+    if (!inter) throw std::runtime_error("--intermediate: cannot resolve " + intermediate);
+    opts.intermediate = *inter;
+    opts.intermediate_name = intermediate_name.empty()
+                                 ? intermediate.substr(0, intermediate.rfind(':'))
+                                 : intermediate_name;
+    opts.tls = tls;
+    for (auto& text : exposes) {
+      std::string error;
+      auto spec = ztna::parse_service_spec(text, error);
+      if (!spec) throw std::runtime_error("--expose " + error);
+      opts.exposes.push_back(*spec);
+    }
+    boost::asio::io_context io;
+    ztna::Agent agent(io, opts);
+    ztna::io::StatusServer status_server(io, status_socket, [&] { return agent.status().dump(); });
+    agent.start();
+    ztna::io::on_termination(io, [&](int sig) {
+      spdlog::info("received signal {}, stopping", sig);
+      agent.shutdown();
+      io.stop();
+    });
+    io.run();
+    spdlog::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}
