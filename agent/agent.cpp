@@ -266,7 +266,7 @@ nlohmann::json Agent::status() const {
                             {"listen", l->spec().endpoint()}});
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
-    nlohmann::json js{{"session_id", id},
+    nlohmann::json js{{"session_id", fmt::format("{:016x}", id)},
                       {"connector", s->connector()},
                       {"services", s->services()},
                       {"path", "relay"},

@@ -159,7 +159,7 @@ nlohmann::json Connector::status() const {
     j["services"].push_back({{"name", name}, {"proto", s.proto_name()}, {"backend", s.endpoint()}});
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
-    nlohmann::json js{{"session_id", id}, {"agent", s->agent()}, {"path", "relay"},
+    nlohmann::json js{{"session_id", fmt::format("{:016x}", id)}, {"agent", s->agent()}, {"path", "relay"},
                       {"open_streams", s->open_streams()}, {"udp_flows", s->udp_flows()}};
     if (auto* q = const_cast<BackendSession&>(*s).quic()) {
       auto st = q->conn().stats();

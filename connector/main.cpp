@@ -2,6 +2,7 @@
 #include "connector.hpp"
 
 #include "io/daemon.hpp"
+#include "wire/control_message.hpp"
 #include "io/status_command.hpp"
 #include "io/status_server.hpp"
 
@@ -89,6 +90,9 @@ int main(int argc, char** argv) {
         if (s.name == spec->name) throw std::runtime_error("--service: '" + s.name + "' given twice");
       opts.services.push_back(*spec);
     }
+    if (opts.services.size() > ztna::wire::kMaxServices)
+      throw std::runtime_error("--service: at most " + std::to_string(ztna::wire::kMaxServices) +
+                               " services per connector");
     boost::asio::io_context io;
     ztna::Connector connector(io, opts);
     ztna::io::StatusServer status_server(io, status_socket, [&] { return connector.status().dump(); });

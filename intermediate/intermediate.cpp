@@ -2,6 +2,7 @@
 
 #include "io/clock.hpp"
 #include "wire/relay_frame.hpp"
+#include "wire/text.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -18,6 +19,15 @@ struct Intermediate::Peer : quic::ConnectionEvents {
 
   void on_handshake_completed() override {
     name = quic_peer->conn().peer_name();
+    if (!wire::is_valid_name(name)) {
+      // Names travel in control messages; one we cannot encode is refused up front.
+      owner.counters_.peers_refused++;
+      spdlog::warn("peer at {}: certificate CN '{}' is not a usable name (1-255 bytes, no spaces "
+                   "or control characters); closing",
+                   address.to_string(), name);
+      quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "unusable certificate name");
+      return;
+    }
     spdlog::info("peer {} at {}: authenticated as '{}'", id, address.to_string(), name);
   }
   void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool) override {
@@ -340,7 +350,7 @@ nlohmann::json Intermediate::status() const {
       auto it = peers_.find(pid);
       return it == peers_.end() ? std::string("-") : it->second->name;
     };
-    j["sessions"].push_back({{"session_id", s.id},
+    j["sessions"].push_back({{"session_id", fmt::format("{:016x}", s.id)},
                              {"agent", name_of(s.agent)},
                              {"connector", name_of(s.connector)},
                              {"service", fmt::format("{}", fmt::join(s.services, ","))},
