@@ -13,7 +13,11 @@ public:
   void assign(Owner* owner, const std::vector<std::string>& cids) {
     auto& mine = owned_[owner];
     if (mine == cids) return;
-    for (auto& old : mine) routes_.erase(old);
+    // Only routes still ours: another owner may have claimed one of these IDs since.
+    for (auto& old : mine) {
+      auto r = routes_.find(old);
+      if (r != routes_.end() && r->second == owner) routes_.erase(r);
+    }
     for (auto& c : cids) routes_[c] = owner;
     mine = cids;
   }
