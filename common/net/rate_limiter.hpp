@@ -11,9 +11,10 @@ public:
   // `rate` tokens per second, at most `burst` saved up. Times are nanoseconds.
   RateLimiter(double rate, double burst) : rate_(rate), burst_(burst), tokens_(burst) {}
   bool allow(uint64_t now_ns) {
-    if (last_ns_ != 0 && now_ns > last_ns_)
+    if (started_ && now_ns > last_ns_)
       tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>(now_ns - last_ns_) / 1e9);
-    last_ns_ = std::max(last_ns_, now_ns);
+    last_ns_ = started_ ? std::max(last_ns_, now_ns) : now_ns;
+    started_ = true;
     if (tokens_ < 1) return false;
     tokens_ -= 1;
     return true;
@@ -22,6 +23,7 @@ public:
 private:
   double rate_, burst_, tokens_;
   uint64_t last_ns_ = 0;
+  bool started_ = false; // 0 is a valid time on an explicit clock, so it cannot mean "never"
 };
 
 } // namespace ztna
