@@ -32,7 +32,9 @@ ngtcp2_vec StreamSendBuffer::unsent() const {
 }
 
 void StreamSendBuffer::acknowledge_to(uint64_t offset) {
-  acked_ = std::max(acked_, std::min(offset, end_));
+  // Bytes beyond sent_ are still to be handed out: releasing them would free memory that
+  // unsent() later points into.
+  acked_ = std::max(acked_, std::min(offset, sent_));
   while (!chunks_.empty() && chunks_.front().size() == kChunkSize &&
          front_offset_ + kChunkSize <= acked_) {
     front_offset_ += kChunkSize;

@@ -7,6 +7,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -21,8 +22,8 @@ public:
   void append(std::span<const uint8_t> bytes);
   // The next unsent bytes (contiguous, possibly empty).
   ngtcp2_vec unsent() const;
-  void mark_sent(size_t n) { sent_ += n; }
-  // The peer acknowledged everything below `offset`.
+  void mark_sent(size_t n) { sent_ = std::min(end_, sent_ + n); }
+  // The peer acknowledged everything below `offset` (never more than was sent).
   void acknowledge_to(uint64_t offset);
 
   bool has_unsent() const { return sent_ < end_; }
