@@ -9,13 +9,35 @@ std::string ServiceSpec::endpoint() const {
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
+namespace {
+
+// The input as it may appear in a one-line message: control bytes become \xNN.
+std::string printable(std::string_view text) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : text) {
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+} // namespace
+
 std::optional<ServiceSpec> parse_service_spec(std::string_view text, std::string& error) {
   auto fail = [&](std::string why) -> std::optional<ServiceSpec> {
-    error = "'" + std::string(text) + "': " + why + " (expected NAME=tcp://HOST:PORT or NAME=udp://HOST:PORT)";
+    error = "'" + printable(text) + "': " + why +
+            " (expected NAME=tcp://HOST:PORT or NAME=udp://HOST:PORT)";
     return std::nullopt;
   };
   auto eq = text.find('=');
-  if (eq == std::string_view::npos || eq == 0) return fail("missing service name");
+  if (eq == std::string_view::npos) return fail("missing '=' after the service name");
+  if (eq == 0) return fail("missing service name");
   ServiceSpec spec;
   spec.name = std::string(text.substr(0, eq));
   if (spec.name.size() > 255) return fail("service name longer than 255 bytes");
