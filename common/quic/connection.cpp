@@ -476,6 +476,8 @@ bool Connection::handle_expiry(Timestamp now) {
     return fail(handshake_completed_ ? "idle timeout" : "handshake timed out");
   ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, rv, nullptr, 0);
   pending_close_ = true;
+  // settings.handshake_timeout (10 s) usually fires before the idle timeout does.
+  if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) return fail("handshake timed out");
   return fail(std::string("QUIC timer error: ") + ngtcp2_strerror(rv));
 }
 
