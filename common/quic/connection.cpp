@@ -350,7 +350,20 @@ bool Connection::read_packet(const Path& path, std::span<const uint8_t> packet, 
     ngtcp2_connection_close_error cc;
     ngtcp2_conn_get_connection_close_error(conn_, &cc);
     std::string why = "peer closed the connection (code " + std::to_string(cc.error_code);
-    if (cc.reasonlen) why += ", \"" + std::string(reinterpret_cast<char*>(cc.reason), cc.reasonlen) + "\"";
+    if (cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+        (cc.error_code & ~uint64_t{0xff}) == NGTCP2_CRYPTO_ERROR) {
+      // The peer's TLS stack refused the handshake: say which alert it sent.
+      const char* name = gnutls_alert_get_strname(
+          static_cast<gnutls_alert_description_t>(cc.error_code & 0xff));
+      why += std::string(", TLS alert ") + (name ? name : "unknown");
+    }
+    if (cc.reasonlen) {
+      // The reason may come from an unauthenticated Initial: keep it to one printable line.
+      std::string reason(reinterpret_cast<char*>(cc.reason), cc.reasonlen);
+      for (auto& ch : reason)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+      why += ", \"" + reason + "\"";
+    }
     return fail(why + ")");
   }
   if (rv == NGTCP2_ERR_CRYPTO) {
