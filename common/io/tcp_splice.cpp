@@ -67,7 +67,7 @@ void TcpSplice::on_stream_writable() {
 
 void TcpSplice::on_stream_data(std::span<const uint8_t> data, bool fin) {
   if (failed_) return;
-  if (!data.empty()) to_tcp_.emplace_back(data.begin(), data.end());
+  to_tcp_.insert(to_tcp_.end(), data.begin(), data.end());
   if (fin) stream_fin_ = true;
   write_tcp();
 }
@@ -84,8 +84,9 @@ void TcpSplice::write_tcp() {
     return;
   }
   writing_ = true;
+  std::swap(in_flight_, to_tcp_);
   boost::asio::async_write(
-      *socket_, boost::asio::buffer(to_tcp_.front()),
+      *socket_, boost::asio::buffer(in_flight_),
       [this, alive = alive_](boost::system::error_code ec, size_t n) {
         if (!*alive) return;
         writing_ = false;
@@ -95,7 +96,7 @@ void TcpSplice::write_tcp() {
             abort(static_cast<uint64_t>(wire::StreamError::BackendReset));
           return;
         }
-        to_tcp_.pop_front();
+        in_flight_.clear();
         bytes_to_tcp_ += n;
         // Only now may the peer send more: flow control tracks what TCP really took.
         quic_.conn().consume(stream_id_, n);

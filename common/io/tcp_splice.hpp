@@ -10,7 +10,6 @@
 
 #include <boost/asio.hpp>
 
-#include <deque>
 #include <functional>
 #include <optional>
 #include <vector>
@@ -53,7 +52,10 @@ private:
   Done done_;
   std::optional<tcp::socket> socket_;
   std::vector<uint8_t> read_buf_;
-  std::deque<std::vector<uint8_t>> to_tcp_;
+  // Stream bytes for TCP: `to_tcp_` accumulates while `in_flight_` is being written, so that a
+  // burst of small QUIC packets becomes one write(2).
+  std::vector<uint8_t> to_tcp_;
+  std::vector<uint8_t> in_flight_;
   bool reading_ = false;
   bool writing_ = false;
   bool paused_ = false;       // stopped reading TCP: the stream is full

@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -36,8 +38,13 @@ Address map_to_v6(const Address& a) {
 
 } // namespace
 
+namespace {
+constexpr size_t kMaxBatchSegments = 64;
+constexpr size_t kMaxBatchBytes = 65000; // a GSO send is one IP datagram's worth at most
+} // namespace
+
 UdpSocket::UdpSocket(boost::asio::io_context& io, const Address& bind)
-    : socket_(io), buffer_(65536) {
+    : io_(io), socket_(io), buffer_(65536) {
   v6_ = bind.is_v6();
   int fd = ::socket(v6_ ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw std::runtime_error("socket: " + std::string(strerror(errno)));
@@ -45,6 +52,8 @@ UdpSocket::UdpSocket(boost::asio::io_context& io, const Address& bind)
   if (v6_) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  int on = 1;
+  setsockopt(fd, IPPROTO_UDP, UDP_GRO, &on, sizeof on); // optional: fine if refused
   if (::bind(fd, bind.sa(), bind.len()) != 0) {
     std::string why = strerror(errno);
     ::close(fd);
@@ -77,30 +86,96 @@ void UdpSocket::wait() {
 
 void UdpSocket::drain() {
   // Bounded so one busy socket cannot starve timers and TCP splices on the same loop.
-  for (int i = 0; i < 256; ++i) {
+  for (int i = 0; i < 64; ++i) {
     sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    ssize_t n = ::recvfrom(socket_.native_handle(), buffer_.data(), buffer_.size(), 0,
-                           reinterpret_cast<sockaddr*>(&ss), &len);
-    if (n < 0) return; // EAGAIN, or an ICMP error surfaced as ECONNREFUSED: nothing to read
-    auto from = unmap(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len));
-    receiver_(from, {buffer_.data(), static_cast<size_t>(n)});
+    iovec iov{buffer_.data(), buffer_.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_name = &ss;
+    msg.msg_namelen = sizeof ss;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = ::recvmsg(socket_.native_handle(), &msg, 0);
+    if (n < 0) break; // EAGAIN, or an ICMP error surfaced as ECONNREFUSED: nothing to read
+    size_t segment = static_cast<size_t>(n);
+    for (auto* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+        int gso;
+        std::memcpy(&gso, CMSG_DATA(c), sizeof gso);
+        if (gso > 0) segment = static_cast<size_t>(gso);
+      }
+    }
+    auto from = unmap(Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), msg.msg_namelen));
+    // With GRO, one read holds several datagrams of `segment` bytes (the last may be shorter).
+    for (size_t off = 0; off < static_cast<size_t>(n); off += segment)
+      receiver_(from, {buffer_.data() + off, std::min(segment, static_cast<size_t>(n) - off)});
   }
+  flush();
 }
 
 void UdpSocket::send(const Address& to, std::span<const uint8_t> body,
                      std::span<const uint8_t> header) {
+  size_t len = header.size() + body.size();
+  if (batch_count_ > 0 &&
+      (batch_closed_ || len > batch_segment_ || batch_count_ == kMaxBatchSegments ||
+       batch_.size() + len > kMaxBatchBytes || !(to == batch_to_)))
+    flush();
+  if (batch_count_ == 0) {
+    batch_to_ = to;
+    batch_segment_ = len;
+  }
+  batch_.insert(batch_.end(), header.begin(), header.end());
+  batch_.insert(batch_.end(), body.begin(), body.end());
+  batch_count_++;
+  if (len < batch_segment_ || !gso_) batch_closed_ = true; // a short segment ends a GSO batch
+  if (!gso_) return flush();
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    boost::asio::post(io_, [this] {
+      flush_posted_ = false;
+      flush();
+    });
+  }
+}
+
+void UdpSocket::flush() {
+  if (batch_count_ == 0) return;
+  send_one(batch_to_, batch_.data(), batch_.size(), batch_count_ > 1 ? batch_segment_ : 0);
+  batch_.clear();
+  batch_count_ = 0;
+  batch_closed_ = false;
+}
+
+void UdpSocket::send_one(const Address& to, const uint8_t* data, size_t len, size_t segment) {
   Address dest = v6_ ? map_to_v6(to) : to;
-  iovec iov[2];
-  int n = 0;
-  if (!header.empty()) iov[n++] = {const_cast<uint8_t*>(header.data()), header.size()};
-  iov[n++] = {const_cast<uint8_t*>(body.data()), body.size()};
+  iovec iov{const_cast<uint8_t*>(data), len};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
   msghdr msg{};
   msg.msg_name = const_cast<sockaddr*>(dest.sa());
   msg.msg_namelen = dest.len();
-  msg.msg_iov = iov;
-  msg.msg_iovlen = static_cast<size_t>(n);
-  if (::sendmsg(socket_.native_handle(), &msg, 0) < 0) send_errors_++;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (segment) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    auto* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t seg = static_cast<uint16_t>(segment);
+    std::memcpy(CMSG_DATA(c), &seg, sizeof seg);
+  }
+  if (::sendmsg(socket_.native_handle(), &msg, 0) >= 0) return;
+  if (segment && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+    // No GSO here (old kernel, device without checksum offload): plain datagrams from now on.
+    gso_ = false;
+    for (size_t off = 0; off < len; off += segment)
+      send_one(to, data + off, std::min(segment, len - off), 0);
+    return;
+  }
+  send_errors_++;
 }
 
 } // namespace ztna::io

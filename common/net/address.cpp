@@ -137,8 +137,20 @@ std::string Address::to_string() const {
 }
 
 bool operator==(const Address& a, const Address& b) {
-  return a.storage_.ss_family == b.storage_.ss_family && a.port() == b.port() &&
-         a.ip_bytes() == b.ip_bytes();
+  // Hot path (every relayed packet): no allocation.
+  if (a.storage_.ss_family != b.storage_.ss_family) return false;
+  if (a.storage_.ss_family == AF_INET) {
+    auto* x = reinterpret_cast<const sockaddr_in*>(&a.storage_);
+    auto* y = reinterpret_cast<const sockaddr_in*>(&b.storage_);
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a.storage_.ss_family == AF_INET6) {
+    auto* x = reinterpret_cast<const sockaddr_in6*>(&a.storage_);
+    auto* y = reinterpret_cast<const sockaddr_in6*>(&b.storage_);
+    return x->sin6_port == y->sin6_port &&
+           std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+  }
+  return a.len_ == b.len_;
 }
 
 size_t AddressHash::operator()(const Address& a) const {
