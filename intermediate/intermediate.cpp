@@ -30,17 +30,21 @@ struct Intermediate::Peer : quic::ConnectionEvents {
     }
     spdlog::info("peer {} at {}: authenticated as '{}'", id, address.to_string(), name);
   }
-  void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool) override {
+  void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) override {
     std::vector<wire::ControlMessage> messages;
     bool ok = stream.on_data(quic_peer->conn(), stream_id, data, messages);
     for (auto& m : messages) owner.on_message(*this, m);
-    if (!ok) {
-      owner.counters_.control_messages_malformed++;
-      spdlog::warn("peer '{}' ({}): malformed control data: {}", name, address.to_string(),
-                   stream.error());
-      stream.send(quic_peer->conn(), wire::ErrorMessage{wire::ErrorCode::Malformed, stream.error()});
-      quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Malformed), stream.error());
-    }
+    if (!ok) return reject(stream.error());
+    if (fin && stream.buffered() > 0) return reject("control stream ended inside a frame");
+    if (fin) quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::None), "control stream ended");
+  }
+  // Malformed control data: a clear error to the peer, a counter, and the connection closes.
+  void reject(const std::string& why) {
+    owner.counters_.control_messages_malformed++;
+    spdlog::warn("peer '{}' at {}: malformed control data: {}; closing", name, address.to_string(), why);
+    stream.send(quic_peer->conn(), wire::ErrorMessage{wire::ErrorCode::Malformed, why});
+    quic_peer->flush();
+    quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Malformed), why);
   }
   // The client moved (NAT rebinding, new network) and proved the new address (RFC 9000 §9).
   void on_path_validated(const quic::Path& path, bool success) override {

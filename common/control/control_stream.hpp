@@ -21,6 +21,8 @@ public:
                std::vector<wire::ControlMessage>& out);
   void send(quic::Connection& conn, const wire::ControlMessage& m);
   bool is_open() const { return id_.has_value(); }
+  // Bytes of an incomplete frame: non-zero at the end of the stream means it was cut short.
+  size_t buffered() const { return decoder_.buffered(); }
   const std::string& error() const { return error_; }
   void reset() { *this = ControlStream{}; }
 
