@@ -5,7 +5,8 @@
 # Environment:
 #   ZTNA_BUILD_DIR    build tree holding agent/ztna-agent, connector/ztna-connector and
 #                     intermediate/ztna-intermediate (default: <repo>/build)
-#   ZTNA_LOG_LEVEL    intermediate --log-level (default info)
+#   ZTNA_LOG_LEVEL    --log-level for all three daemons (default: info for the intermediate, the
+#                     daemons' own default for the others)
 #   ZTNA_KEEP_TMP=1   keep the temporary directory after the run
 #   ZTNA_DETACH=1     start processes without a parent-death signal, so they can outlive this shell
 #   ZTNA_KEEP=1       leave every started process (and the temp dir) in place at exit; set it only
@@ -28,6 +29,9 @@ ZTNA_CONNECTOR_BIN=$ZTNA_BUILD_DIR/connector/ztna-connector
 ZTNA_AGENT_BIN=$ZTNA_BUILD_DIR/agent/ztna-agent
 ZTNA_INTERMEDIATE_DNS=ztna-intermediate.test
 ZTNA_MAKE_CERTS=$ZTNA_REPO/certs/make-certs
+# Debian's python3 (from install-deps) starts fastest; fall back to whatever python3 is on PATH.
+ZTNA_PYTHON=python3
+[[ -x /usr/bin/python3 ]] && ZTNA_PYTHON=/usr/bin/python3
 
 if [[ -z ${ZTNA_TIME_SCALE:-} ]]; then
   ZTNA_TIME_SCALE=1
@@ -146,7 +150,7 @@ ztna_setup() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   trap 'exit 129' HUP
-  ztna_require_tools curl jq python3 openssl ss sha256sum setpriv timeout
+  ztna_require_tools curl jq "$ZTNA_PYTHON" openssl ss sha256sum setpriv timeout
   ((need_bins == 0)) || ztna_require_binaries
   ztna_log "temp dir $ZTNA_TMP, build dir $ZTNA_BUILD_DIR (time scale x$ZTNA_TIME_SCALE)"
 }
@@ -326,7 +330,7 @@ ztna_free_port() {
   local used=$ZTNA_TMP/run/ports-used
   touch "$used"
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    port=$(python3 - "$proto" <<'EOF'
+    port=$("$ZTNA_PYTHON" - "$proto" <<'EOF'
 import socket, sys
 kind = socket.SOCK_STREAM if sys.argv[1] == "tcp" else socket.SOCK_DGRAM
 s = socket.socket(socket.AF_INET, kind)
@@ -440,7 +444,7 @@ while True:
         print(f"echoed {count} datagrams", flush=True)
 EOF
   rm -f "$portfile"
-  ztna_spawn udp-echo 0 python3 "$py" 0 "$portfile"
+  ztna_spawn udp-echo 0 "$ZTNA_PYTHON" "$py" 0 "$portfile"
   ztna_wait_for 10 "UDP echo server port file" test -s "$portfile"
   ZTNA_UDP_ECHO_PORT=$(cat "$portfile")
   ztna_log "UDP echo server on 127.0.0.1:$ZTNA_UDP_ECHO_PORT"
@@ -538,6 +542,7 @@ ztna_start_peer() {
   local sock=$ZTNA_TMP/run/$name.sock
   ZTNA_ROLE[$name]=$role
   ZTNA_SOCK[$name]=$sock
+  [[ -z ${ZTNA_LOG_LEVEL:-} ]] || set -- --log-level "$ZTNA_LOG_LEVEL" "$@"
   ztna_spawn "$name" 1 "$bin" run --intermediate "127.0.0.1:$ZTNA_INT_PORT" \
     --intermediate-name "$ZTNA_INTERMEDIATE_DNS" --ca "$ca" --cert "$cert" --key "$key" \
     --listen 127.0.0.1:0 --status-socket "$sock" "$@"

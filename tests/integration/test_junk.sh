@@ -87,7 +87,7 @@ done
 seed=${ZTNA_JUNK_SEED:-$RANDOM}
 before_junk=$(ztna_counter intermediate junk_datagrams)
 before_unauth=$(ztna_counter intermediate relay_frames_unauthorized)
-ztna_log "$(python3 "$ZTNA_TMP/junk.py" "$seed" "${targets[@]}")"
+ztna_log "$("$ZTNA_PYTHON" "$ZTNA_TMP/junk.py" "$seed" "${targets[@]}")"
 
 ztna_wait_json intermediate 15 "junk_datagrams or relay_frames_unauthorized grew" \
   '((.counters.junk_datagrams // 0) > ($j | tonumber)) or ((.counters.relay_frames_unauthorized // 0) > ($u | tonumber))' \

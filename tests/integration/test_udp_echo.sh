@@ -100,7 +100,7 @@ sys.exit(1 if errors else 0)
 PY
 
 rc=0
-out=$(python3 "$ZTNA_TMP/udp_client.py" "$agent_port" 200 "$(ztna_secs 90)" 2>&1) || rc=$?
+out=$("$ZTNA_PYTHON" "$ZTNA_TMP/udp_client.py" "$agent_port" 200 "$(ztna_secs 90)" 2>&1) || rc=$?
 ztna_log "udp client: ${out//$'\n'/; }"
 ((rc == 0)) || ztna_fail "UDP echo through the tunnel failed"
 ztna_log "200 datagrams echoed on one socket, then 2 x 100 on two concurrent sockets, all intact"
