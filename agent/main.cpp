@@ -80,9 +80,12 @@ int main(int argc, char** argv) {
     auto inter = ztna::Address::resolve(intermediate);
     if (!inter) throw std::runtime_error("--intermediate: cannot resolve " + intermediate);
     opts.intermediate = *inter;
-    opts.intermediate_name = intermediate_name.empty()
-                                 ? intermediate.substr(0, intermediate.rfind(':'))
-                                 : intermediate_name;
+    if (intermediate_name.empty()) { // the host part of --intermediate, without [brackets]
+      intermediate_name = intermediate.substr(0, intermediate.rfind(':'));
+      if (intermediate_name.size() > 2 && intermediate_name.front() == '[')
+        intermediate_name = intermediate_name.substr(1, intermediate_name.size() - 2);
+    }
+    opts.intermediate_name = intermediate_name;
     opts.tls = tls;
     for (auto& text : exposes) {
       std::string error;

@@ -1,5 +1,6 @@
 #include "quic/connection.hpp"
 
+#include <arpa/inet.h>
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
@@ -318,8 +319,14 @@ bool Connection::init_tls(std::string& error) {
     gnutls_certificate_server_set_request(tls_, GNUTLS_CERT_REQUIRE);
     gnutls_session_set_verify_cert(tls_, nullptr, 0);
   } else {
-    gnutls_server_name_set(tls_, GNUTLS_NAME_DNS, config_.server_name.data(),
-                           config_.server_name.size());
+    // SNI carries host names only, never IP literals (RFC 6066 §3); verification below
+    // matches either against the certificate's SAN.
+    in6_addr ip;
+    bool literal = inet_pton(AF_INET, config_.server_name.c_str(), &ip) == 1 ||
+                   inet_pton(AF_INET6, config_.server_name.c_str(), &ip) == 1;
+    if (!literal)
+      gnutls_server_name_set(tls_, GNUTLS_NAME_DNS, config_.server_name.data(),
+                             config_.server_name.size());
     gnutls_session_set_verify_cert(tls_, config_.server_name.c_str(), 0);
   }
   gnutls_session_set_ptr(tls_, &conn_ref_);
