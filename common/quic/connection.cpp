@@ -400,7 +400,9 @@ ngtcp2_ssize Connection::write_one(ngtcp2_path* path, uint8_t* buf, size_t len, 
         datagrams_.pop_front();
       }
       if (n == NGTCP2_ERR_WRITE_MORE) continue;
-      if (n == NGTCP2_ERR_INVALID_ARGUMENT) { // larger than the peer accepts
+      // Larger than the peer accepts, or (INVALID_STATE) the peer takes no DATAGRAM frames at
+      // all: drop this datagram rather than fail the whole connection.
+      if (n == NGTCP2_ERR_INVALID_ARGUMENT || n == NGTCP2_ERR_INVALID_STATE) {
         if (!accepted) datagrams_.pop_front();
         counters_.datagrams_dropped++;
         continue;
