@@ -57,15 +57,14 @@ void QuicPeer::close(uint64_t app_error, std::string_view reason) {
 
 void QuicPeer::arm_timer() {
   auto expiry = conn_->expiry();
-  if (expiry == armed_for_) return;
+  // Re-arming costs a system call, and the expiry moves on nearly every write (pacing, loss
+  // detection). A timer already set no later than needed is left alone: firing early is
+  // harmless, handle_expiry() does nothing before its time and we re-arm then.
+  if (armed_for_ != quic::kNever && armed_for_ <= expiry) return;
+  if (expiry == quic::kNever) return;
   armed_for_ = expiry;
-  if (expiry == quic::kNever) {
-    timer_.cancel();
-    return;
-  }
   auto t = now();
-  auto delay = std::chrono::nanoseconds(expiry > t ? expiry - t : 0);
-  timer_.expires_after(delay);
+  timer_.expires_after(std::chrono::nanoseconds(expiry > t ? expiry - t : 0));
   timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
     if (ec || !*alive) return;
     armed_for_ = quic::kNever;
