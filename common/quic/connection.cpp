@@ -43,6 +43,7 @@ struct ConnectionCallbacks {
     auto* c = self(user_data);
     c->handshake_completed_ = true;
     c->peer_name_ = peer_common_name(c->tls_);
+    c->tune_keepalive();
     c->events_.on_handshake_completed();
     return 0;
   }
@@ -332,6 +333,18 @@ bool Connection::init_tls(std::string& error) {
   gnutls_session_set_ptr(tls_, &conn_ref_);
   ngtcp2_conn_set_tls_native_handle(conn_, tls_);
   return true;
+}
+
+// The idle timeout in force is the smaller of the two sides' (RFC 9000 §10.1). Keepalives must
+// come well inside it, or a peer with a shorter timeout drops us between two of them.
+void Connection::tune_keepalive() {
+  if (config_.keepalive.count() <= 0) return;
+  uint64_t keepalive = static_cast<uint64_t>(config_.keepalive.count()) * NGTCP2_MILLISECONDS;
+  uint64_t idle = static_cast<uint64_t>(config_.idle_timeout.count()) * NGTCP2_MILLISECONDS;
+  if (auto* remote = ngtcp2_conn_get_remote_transport_params(conn_);
+      remote && remote->max_idle_timeout && remote->max_idle_timeout < idle)
+    idle = remote->max_idle_timeout;
+  ngtcp2_conn_set_keep_alive_timeout(conn_, std::min(keepalive, idle / 3));
 }
 
 bool Connection::fail(std::string reason) {

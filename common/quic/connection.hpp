@@ -146,6 +146,7 @@ private:
   Connection(const ConnectionConfig& config, ConnectionEvents& events);
   bool init_tls(std::string& error);
   bool fail(std::string reason);
+  void tune_keepalive();
   Stream* find(int64_t id);
   ngtcp2_ssize write_one(ngtcp2_path* path, uint8_t* buf, size_t len, Timestamp now);
 
