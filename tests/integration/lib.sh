@@ -116,6 +116,7 @@ ztna_assert_never() {
     if "$@" >/dev/null 2>&1; then
       ztna_fail "$desc"
     fi
+    ztna_check_processes
     sleep 0.2
   done
 }
