@@ -61,6 +61,19 @@ void Endpoint::on_quic(const Address& from, std::span<const uint8_t> data) {
     return;
   }
   counters_.unknown_connection++;
+  // A stateless reset carries no routable connection ID (RFC 9000 §10.3.1): let each
+  // connection to the sender check it against the tokens it holds. Only on client-role sockets,
+  // which hold a handful of connections; a server would pay for every stray packet.
+  if (!accept_) {
+    std::vector<QuicPeer*> candidates;
+    router_.for_each_owner([&](QuicPeer* p) {
+      if (p->attached() && p->conn().path().remote == from) candidates.push_back(p);
+    });
+    for (auto* p : candidates) {
+      p->receive({socket_.local(), from}, data);
+      if (p->conn().finished()) return;
+    }
+  }
   send_stateless_reset(from, vc, data.size());
 }
 

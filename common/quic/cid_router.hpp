@@ -35,6 +35,9 @@ public:
     return it == routes_.end() ? nullptr : it->second;
   }
   size_t size() const { return routes_.size(); }
+  template <typename F> void for_each_owner(F&& f) const {
+    for (auto& [owner, cids] : owned_) f(owner);
+  }
 
 private:
   std::unordered_map<std::string, Owner*> routes_;

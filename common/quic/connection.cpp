@@ -121,6 +121,12 @@ struct ConnectionCallbacks {
     return 0;
   }
 
+  static int recv_stateless_reset(ngtcp2_conn*, const ngtcp2_pkt_stateless_reset*,
+                                  void* user_data) {
+    self(user_data)->stateless_reset_ = true;
+    return 0;
+  }
+
   static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path,
                              ngtcp2_path_validation_result res, void* user_data) {
     self(user_data)->events_.on_path_validated(from_ngtcp2(*path),
@@ -166,6 +172,7 @@ const ngtcp2_callbacks& Connection::callbacks() {
     c.stream_open = ConnectionCallbacks::stream_open;
     c.stream_close = ConnectionCallbacks::stream_close;
     c.recv_retry = ngtcp2_crypto_recv_retry_cb;
+    c.recv_stateless_reset = ConnectionCallbacks::recv_stateless_reset;
     c.extend_max_local_streams_bidi = ConnectionCallbacks::extend_max_local_streams_bidi;
     c.rand = ConnectionCallbacks::rand;
     c.get_new_connection_id = ConnectionCallbacks::get_new_connection_id;
@@ -366,6 +373,8 @@ bool Connection::read_packet(const Path& path, std::span<const uint8_t> packet, 
   ngtcp2_pkt_info pi{};
   int rv = ngtcp2_conn_read_pkt(conn_, &np, &pi, packet.data(), packet.size(), now);
   if (rv == 0) return true;
+  if (rv == NGTCP2_ERR_DRAINING && stateless_reset_)
+    return fail("stateless reset from the peer: it restarted or lost the connection");
   if (rv == NGTCP2_ERR_DRAINING) {
     ngtcp2_connection_close_error cc;
     ngtcp2_conn_get_connection_close_error(conn_, &cc);

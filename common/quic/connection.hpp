@@ -167,7 +167,8 @@ private:
   std::string peer_name_;
   bool handshake_completed_ = false;
   bool finished_ = false;
-  bool pending_close_ = false; // a CONNECTION_CLOSE still has to go out
+  bool pending_close_ = false;  // a CONNECTION_CLOSE still has to go out
+  bool stateless_reset_ = false; // the peer reset us (RFC 9000 §10.3)
 
   friend struct ConnectionCallbacks;
 };
