@@ -254,11 +254,7 @@ nlohmann::json Agent::status() const {
   nlohmann::json j;
   j["name"] = tls_.name();
   j["listen"] = endpoint_.socket().local().to_string();
-  j["control"] = {{"state", control_.state_name()},
-                  {"intermediate", control_.intermediate().to_string()},
-                  {"observed_address", control_.observed_address().to_string()},
-                  {"rtt_ms", control_.rtt_ms()},
-                  {"last_error", control_.last_error()}};
+  j["control"] = control_.status();
   j["exposes"] = nlohmann::json::array();
   for (auto& l : listeners_)
     j["exposes"].push_back({{"name", l->spec().name},

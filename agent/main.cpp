@@ -1,9 +1,8 @@
 // ztna-agent: `run` starts the daemon, `status` asks a running one.
 #include "agent.hpp"
 
-#include "io/daemon.hpp"
+#include "io/daemon_cli.hpp"
 #include "io/status_command.hpp"
-#include "io/status_server.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -43,70 +42,33 @@ void print_human(const nlohmann::json& j) {
 int main(int argc, char** argv) {
   CLI::App app{"ztna-agent: reach the services you are allowed to, from this machine"};
   app.require_subcommand(1);
-  std::string status_socket = "/run/ztna/agent.sock";
+  std::string status_socket = "/run/ztna/agent.sock", log_level = "info";
 
   auto* run = app.add_subcommand("run", "run the daemon");
   run->set_config("--config", "", "read options from this file (same names as the flags)");
-  std::string listen = "[::]:0", intermediate, intermediate_name, log_level = "info";
-  std::vector<std::string> exposes;
+  ztna::io::IntermediateTarget target;
   ztna::quic::TlsFiles tls;
-  run->add_option("--intermediate", intermediate, "intermediate HOST:PORT")->required();
-  run->add_option("--intermediate-name", intermediate_name,
-                  "name in the intermediate's certificate (default: its host)");
-  run->add_option("--listen", listen, "local UDP address")->capture_default_str();
-  run->add_option("--ca", tls.ca, "deployment CA certificate (PEM)")->required()->check(CLI::ExistingFile);
-  run->add_option("--cert", tls.cert, "this agent's certificate (PEM)")->required()->check(CLI::ExistingFile);
-  run->add_option("--key", tls.key, "this agent's private key (PEM)")->required()->check(CLI::ExistingFile);
+  std::vector<std::string> exposes;
+  ztna::io::add_intermediate_options(run, target);
+  ztna::io::add_identity_options(run, tls, status_socket, log_level, "agent");
   run->add_option("--expose", exposes,
                   "serve NAME locally: NAME=tcp://127.0.0.1:PORT or NAME=udp://127.0.0.1:PORT (repeatable)")
       ->required();
-  run->add_option("--status-socket", status_socket, "Unix socket serving status")->capture_default_str();
-  run->add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-
-  auto* status = app.add_subcommand("status", "print the state of a running agent");
   bool json = false;
-  status->add_option("--status-socket", status_socket, "Unix socket of the daemon")->capture_default_str();
-  status->add_flag("--json", json, "machine-readable output");
+  auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "agent");
 
   CLI11_PARSE(app, argc, argv);
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
 
-  try {
-    ztna::io::setup_logging(log_level, "agent");
-    ztna::AgentOptions opts;
-    auto bind = ztna::Address::parse(listen);
-    if (!bind) throw std::runtime_error("--listen: not an IP:port: " + listen);
-    opts.listen = *bind;
-    auto inter = ztna::Address::resolve(intermediate);
-    if (!inter) throw std::runtime_error("--intermediate: cannot resolve " + intermediate);
-    opts.intermediate = *inter;
-    if (intermediate_name.empty()) { // the host part of --intermediate, without [brackets]
-      intermediate_name = intermediate.substr(0, intermediate.rfind(':'));
-      if (intermediate_name.size() > 2 && intermediate_name.front() == '[')
-        intermediate_name = intermediate_name.substr(1, intermediate_name.size() - 2);
-    }
-    opts.intermediate_name = intermediate_name;
-    opts.tls = tls;
+  return ztna::io::run_daemon("agent", log_level, status_socket, [&](boost::asio::io_context& io) {
+    auto t = ztna::io::resolve(target);
+    ztna::AgentOptions opts{t.listen, t.intermediate, t.intermediate_name, tls, {}};
     for (auto& text : exposes) {
       std::string error;
       auto spec = ztna::parse_service_spec(text, error);
       if (!spec) throw std::runtime_error("--expose " + error);
       opts.exposes.push_back(*spec);
     }
-    boost::asio::io_context io;
-    ztna::Agent agent(io, opts);
-    ztna::io::StatusServer status_server(io, status_socket, [&] { return agent.status().dump(); });
-    agent.start();
-    ztna::io::on_termination(io, [&](int sig) {
-      spdlog::info("received signal {}, stopping", sig);
-      agent.shutdown();
-      io.stop();
-    });
-    io.run();
-    spdlog::info("stopped");
-    return 0;
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    return 1;
-  }
+    return std::make_unique<ztna::Agent>(io, opts);
+  });
 }

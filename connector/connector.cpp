@@ -149,11 +149,7 @@ nlohmann::json Connector::status() const {
   nlohmann::json j;
   j["name"] = tls_.name();
   j["listen"] = endpoint_.socket().local().to_string();
-  j["control"] = {{"state", control_.state_name()},
-                  {"intermediate", control_.intermediate().to_string()},
-                  {"observed_address", control_.observed_address().to_string()},
-                  {"rtt_ms", control_.rtt_ms()},
-                  {"last_error", control_.last_error()}};
+  j["control"] = control_.status();
   j["services"] = nlohmann::json::array();
   for (auto& [name, s] : services_)
     j["services"].push_back({{"name", name}, {"proto", s.proto_name()}, {"backend", s.endpoint()}});

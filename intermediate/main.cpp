@@ -1,9 +1,8 @@
 // ztna-intermediate: `run` starts the daemon, `status` asks a running one.
 #include "intermediate.hpp"
 
-#include "io/daemon.hpp"
+#include "io/daemon_cli.hpp"
 #include "io/status_command.hpp"
-#include "io/status_server.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -38,50 +37,29 @@ void print_human(const nlohmann::json& j) {
 int main(int argc, char** argv) {
   CLI::App app{"ztna-intermediate: relay, address discovery and signaling for the overlay"};
   app.require_subcommand(1);
-  std::string status_socket = "/run/ztna/intermediate.sock";
+  std::string status_socket = "/run/ztna/intermediate.sock", log_level = "info";
 
   auto* run = app.add_subcommand("run", "run the daemon");
   run->set_config("--config", "", "read options from this file (same names as the flags)");
-  std::string listen = "0.0.0.0:4433", log_level = "info";
+  std::string listen = "0.0.0.0:4433";
   ztna::quic::TlsFiles tls;
   int idle_timeout = 30;
   run->add_option("--listen", listen, "UDP address to listen on ([::]:4433 for dual stack)")
       ->capture_default_str();
-  run->add_option("--ca", tls.ca, "deployment CA certificate (PEM)")->required()->check(CLI::ExistingFile);
-  run->add_option("--cert", tls.cert, "this intermediate's certificate (PEM)")->required()->check(CLI::ExistingFile);
-  run->add_option("--key", tls.key, "this intermediate's private key (PEM)")->required()->check(CLI::ExistingFile);
+  ztna::io::add_identity_options(run, tls, status_socket, log_level, "intermediate");
   run->add_option("--idle-timeout", idle_timeout, "seconds of silence before a peer is dropped")
-      ->capture_default_str()->check(CLI::Range(2, 3600));
-  run->add_option("--status-socket", status_socket, "Unix socket serving status")->capture_default_str();
-  run->add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
-
-  auto* status = app.add_subcommand("status", "print the state of a running intermediate");
+      ->capture_default_str()
+      ->check(CLI::Range(2, 3600));
   bool json = false;
-  status->add_option("--status-socket", status_socket, "Unix socket of the daemon")->capture_default_str();
-  status->add_flag("--json", json, "machine-readable output");
+  auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "intermediate");
 
   CLI11_PARSE(app, argc, argv);
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
 
-  try {
-    ztna::io::setup_logging(log_level, "intermediate");
+  return ztna::io::run_daemon("intermediate", log_level, status_socket, [&](boost::asio::io_context& io) {
     auto addr = ztna::Address::parse(listen);
     if (!addr) throw std::runtime_error("--listen: not an IP:port: " + listen);
-    boost::asio::io_context io;
     ztna::IntermediateOptions opts{*addr, tls, std::chrono::seconds(idle_timeout)};
-    ztna::Intermediate intermediate(io, opts);
-    ztna::io::StatusServer status_server(io, status_socket, [&] { return intermediate.status().dump(); });
-    intermediate.start();
-    ztna::io::on_termination(io, [&](int sig) {
-      spdlog::info("received signal {}, stopping", sig);
-      intermediate.shutdown();
-      io.stop();
-    });
-    io.run();
-    spdlog::info("stopped");
-    return 0;
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    return 1;
-  }
+    return std::make_unique<ztna::Intermediate>(io, opts);
+  });
 }

@@ -124,4 +124,13 @@ double ControlClient::rtt_ms() const {
   return peer_ && peer_->attached() ? peer_->conn().stats().smoothed_rtt_ms : 0;
 }
 
+nlohmann::json ControlClient::status() const {
+  return {{"state", state_name()},
+          {"intermediate", options_.intermediate.to_string()},
+          {"observed_address", observed_.to_string()},
+          {"rtt_ms", rtt_ms()},
+          {"connects", connects_},
+          {"last_error", last_error_}};
+}
+
 } // namespace ztna::io

@@ -8,6 +8,7 @@
 #include "io/quic_peer.hpp"
 
 #include <boost/asio.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <functional>
@@ -48,6 +49,8 @@ public:
   const std::string& last_error() const { return last_error_; }
   uint64_t connects() const { return connects_; }
   double rtt_ms() const;
+  // The "control" object of the agent's and connector's status documents.
+  nlohmann::json status() const;
 
   // quic::ConnectionEvents
   void on_handshake_completed() override;

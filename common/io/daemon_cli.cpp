@@ -1,0 +1,56 @@
+#include "io/daemon_cli.hpp"
+
+#include <stdexcept>
+
+namespace ztna::io {
+
+void add_identity_options(CLI::App* run, quic::TlsFiles& tls, std::string& status_socket,
+                          std::string& log_level, const std::string& who) {
+  run->add_option("--ca", tls.ca, "deployment CA certificate (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--cert", tls.cert, "this " + who + "'s certificate (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--key", tls.key, "this " + who + "'s private key (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--status-socket", status_socket, "Unix socket serving status")
+      ->capture_default_str();
+  run->add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+}
+
+CLI::App* add_status_subcommand(CLI::App& app, std::string& status_socket, bool& json,
+                                const std::string& who) {
+  auto* status = app.add_subcommand("status", "print the state of a running " + who);
+  status->add_option("--status-socket", status_socket, "Unix socket of the daemon")
+      ->capture_default_str();
+  status->add_flag("--json", json, "machine-readable output");
+  return status;
+}
+
+void add_intermediate_options(CLI::App* run, IntermediateTarget& target) {
+  run->add_option("--intermediate", target.intermediate, "intermediate HOST:PORT")->required();
+  run->add_option("--intermediate-name", target.intermediate_name,
+                  "name in the intermediate's certificate (default: its host)");
+  run->add_option("--listen", target.listen, "local UDP address")->capture_default_str();
+}
+
+ResolvedTarget resolve(const IntermediateTarget& target) {
+  ResolvedTarget r;
+  auto bind = Address::parse(target.listen);
+  if (!bind) throw std::runtime_error("--listen: not an IP:port: " + target.listen);
+  r.listen = *bind;
+  auto inter = Address::resolve(target.intermediate);
+  if (!inter) throw std::runtime_error("--intermediate: cannot resolve " + target.intermediate);
+  r.intermediate = *inter;
+  r.intermediate_name = target.intermediate_name;
+  if (r.intermediate_name.empty()) {
+    r.intermediate_name = target.intermediate.substr(0, target.intermediate.rfind(':'));
+    if (r.intermediate_name.size() > 2 && r.intermediate_name.front() == '[')
+      r.intermediate_name = r.intermediate_name.substr(1, r.intermediate_name.size() - 2);
+  }
+  return r;
+}
+
+} // namespace ztna::io

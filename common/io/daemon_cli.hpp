@@ -1,0 +1,68 @@
+// The command line the three daemons share: identity and status options, the agent's and
+// connector's way to reach the intermediate, and the run loop around a daemon object.
+#pragma once
+
+#include "io/daemon.hpp"
+#include "io/status_server.hpp"
+#include "net/address.hpp"
+#include "quic/tls_identity.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+
+namespace ztna::io {
+
+// --ca/--cert/--key (required) and --status-socket/--log-level on a `run` subcommand.
+void add_identity_options(CLI::App* run, quic::TlsFiles& tls, std::string& status_socket,
+                          std::string& log_level, const std::string& who);
+
+// `status [--status-socket PATH] [--json]`.
+CLI::App* add_status_subcommand(CLI::App& app, std::string& status_socket, bool& json,
+                                const std::string& who);
+
+// How an agent or a connector reaches the intermediate.
+struct IntermediateTarget {
+  std::string listen = "[::]:0";
+  std::string intermediate;
+  std::string intermediate_name;
+};
+void add_intermediate_options(CLI::App* run, IntermediateTarget& target);
+
+struct ResolvedTarget {
+  Address listen;
+  Address intermediate;
+  std::string intermediate_name; // defaults to the host of --intermediate, without [brackets]
+};
+// Throws std::runtime_error naming the bad option.
+ResolvedTarget resolve(const IntermediateTarget& target);
+
+// Runs `make(io)`'s daemon until SIGTERM/SIGINT: logging, status socket, clean shutdown.
+// Returns the process exit code; configuration errors are logged and give 1.
+template <typename Make>
+int run_daemon(const std::string& name, const std::string& log_level,
+               const std::string& status_socket, Make make) {
+  try {
+    setup_logging(log_level, name);
+    boost::asio::io_context io;
+    auto daemon = make(io);
+    StatusServer status_server(io, status_socket, [&] { return daemon->status().dump(); });
+    daemon->start();
+    on_termination(io, [&](int sig) {
+      spdlog::info("received signal {}, stopping", sig);
+      daemon->shutdown();
+      io.stop();
+    });
+    io.run();
+    spdlog::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}
+
+} // namespace ztna::io
