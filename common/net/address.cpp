@@ -132,8 +132,14 @@ std::string Address::ip_string() const {
 
 std::string Address::to_string() const {
   if (empty()) return "-";
-  if (is_v6()) return "[" + ip_string() + "]:" + std::to_string(port());
-  return ip_string() + ":" + std::to_string(port());
+  // Built by appending: GCC 12 at -O3 raises a false -Wrestrict on "[" + std::string.
+  std::string out;
+  if (is_v6()) out += '[';
+  out += ip_string();
+  if (is_v6()) out += ']';
+  out += ':';
+  out += std::to_string(port());
+  return out;
 }
 
 bool operator==(const Address& a, const Address& b) {
