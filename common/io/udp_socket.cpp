@@ -72,6 +72,7 @@ void UdpSocket::start(Receiver receiver) {
 }
 
 void UdpSocket::stop() {
+  flush(); // what is queued (a CONNECTION_CLOSE at shutdown) still leaves
   boost::system::error_code ec;
   socket_.cancel(ec);
 }
