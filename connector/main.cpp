@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   std::string status_socket = "/run/ztna/connector.sock", log_level = "info";
 
   auto* run = app.add_subcommand("run", "run the daemon");
-  run->set_config("--config", "", "read options from this file (same names as the flags)");
+  ztna::io::add_config_option(run);
   ztna::io::IntermediateTarget target;
   ztna::quic::TlsFiles tls;
   std::vector<std::string> services;
@@ -56,7 +56,16 @@ int main(int argc, char** argv) {
   bool json = false;
   auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "connector");
 
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> args;
+  try {
+    args = ztna::io::expand_config_file(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  CLI11_PARSE(app, static_cast<int>(cargs.size()), cargs.data());
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
 
   return ztna::io::run_daemon("connector", log_level, status_socket, [&](boost::asio::io_context& io) {

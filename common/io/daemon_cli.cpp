@@ -1,8 +1,50 @@
 #include "io/daemon_cli.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace ztna::io {
+
+std::vector<std::string> expand_config_file(int argc, char** argv) {
+  std::vector<std::string> in(argv, argv + argc), out;
+  std::string file;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == "--config" && i + 1 < in.size()) {
+      file = in[++i];
+    } else if (in[i].rfind("--config=", 0) == 0) {
+      file = in[i].substr(9);
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  if (file.empty()) return out;
+  auto run = std::find(out.begin(), out.end(), "run");
+  if (run == out.end()) return out;
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("--config " + file + ": " + e.what());
+  }
+  std::vector<std::string> extra;
+  for (auto& item : items) {
+    std::string flag = "--" + item.name;
+    if (std::find(out.begin(), out.end(), flag) != out.end()) continue; // the command line wins
+    for (auto& value : item.inputs) {
+      extra.push_back(flag);
+      extra.push_back(value);
+    }
+  }
+  out.insert(run + 1, extra.begin(), extra.end());
+  return out;
+}
+
+void add_config_option(CLI::App* run) {
+  static std::string ignored;
+  run->add_option("--config", ignored,
+                  "read options from this file: key = value lines with the flags' names, "
+                  "arrays for repeatable options");
+}
 
 void add_identity_options(CLI::App* run, quic::TlsFiles& tls, std::string& status_socket,
                           std::string& log_level, const std::string& who) {

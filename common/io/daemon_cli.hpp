@@ -13,8 +13,17 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace ztna::io {
+
+// `run --config FILE`: the file's `key = value` lines (TOML style, arrays for repeatable options)
+// become `--key value` arguments; flags given on the command line win over the file. Done by
+// hand because CLI11 2.1.2 (Debian 12) never reads a config file declared on a subcommand.
+// Throws std::runtime_error if the file cannot be read.
+std::vector<std::string> expand_config_file(int argc, char** argv);
+// Declares --config on `run` so that --help lists it (expand_config_file has consumed it).
+void add_config_option(CLI::App* run);
 
 // --ca/--cert/--key (required) and --status-socket/--log-level on a `run` subcommand.
 void add_identity_options(CLI::App* run, quic::TlsFiles& tls, std::string& status_socket,
