@@ -57,16 +57,7 @@ int main(int argc, char** argv) {
   bool json = false;
   auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "agent");
 
-  std::vector<std::string> args;
-  try {
-    args = ztna::io::expand_config_file(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  }
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  CLI11_PARSE(app, static_cast<int>(cargs.size()), cargs.data());
+  if (auto rc = ztna::io::parse_command_line(app, argc, argv)) return *rc;
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
 
   return ztna::io::run_daemon("agent", log_level, status_socket, [&](boost::asio::io_context& io) {

@@ -1,6 +1,7 @@
 #include "io/daemon_cli.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <stdexcept>
 
 namespace ztna::io {
@@ -37,6 +38,24 @@ std::vector<std::string> expand_config_file(int argc, char** argv) {
   }
   out.insert(run + 1, extra.begin(), extra.end());
   return out;
+}
+
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> args;
+  try {
+    args = expand_config_file(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  }
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  try {
+    app.parse(static_cast<int>(cargs.size()), cargs.data());
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return std::nullopt;
 }
 
 void add_config_option(CLI::App* run) {

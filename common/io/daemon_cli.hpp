@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@ namespace ztna::io {
 // hand because CLI11 2.1.2 (Debian 12) never reads a config file declared on a subcommand.
 // Throws std::runtime_error if the file cannot be read.
 std::vector<std::string> expand_config_file(int argc, char** argv);
+// Parses the command line (after expand_config_file). Returns the exit code when the program
+// must stop now (--help, a usage error, an unreadable config file), nullopt to go on.
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
+
 // Declares --config on `run` so that --help lists it (expand_config_file has consumed it).
 void add_config_option(CLI::App* run);
 
