@@ -142,14 +142,8 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m) {
   cfg.max_bidi_streams = 0;
   cfg.reset_secret = endpoint_.reset_secret();
   quic::Path path{relay_local_address(), options_.intermediate};
-  auto* intermediate = &options_.intermediate;
-  auto* socket = &endpoint_.socket();
   auto peer = std::make_unique<io::QuicPeer>(
-      io_, nullptr, [id, intermediate, socket](const quic::Path&, std::span<const uint8_t> pkt) {
-        uint8_t header[wire::kRelayHeaderSize];
-        wire::write_relay_header(id, header);
-        socket->send(*intermediate, pkt, header);
-      });
+      io_, nullptr, endpoint_.relay_transmit(id, options_.intermediate));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
   std::string error;
   auto conn = quic::Connection::client(cfg, path, *session, io::now(), error);

@@ -95,14 +95,8 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
     return;
   }
   uint64_t id = s.id();
-  auto* intermediate = &options_.intermediate;
-  auto* socket = &endpoint_.socket();
   auto peer = std::make_unique<io::QuicPeer>(
-      io_, nullptr, [id, intermediate, socket](const quic::Path&, std::span<const uint8_t> pkt) {
-        uint8_t header[wire::kRelayHeaderSize];
-        wire::write_relay_header(id, header);
-        socket->send(*intermediate, pkt, header);
-      });
+      io_, nullptr, endpoint_.relay_transmit(id, options_.intermediate));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
   s.set_quic(std::move(peer));
   s.quic()->attach(std::move(conn));

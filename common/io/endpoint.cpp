@@ -1,6 +1,7 @@
 #include "io/endpoint.hpp"
 
 #include "wire/packet_class.hpp"
+#include "wire/relay_frame.hpp"
 
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -98,6 +99,14 @@ void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid&
   if (n <= 0) return;
   socket_.send(to, {buf, static_cast<size_t>(n)});
   counters_.stateless_resets_sent++;
+}
+
+QuicPeer::Transmit Endpoint::relay_transmit(uint64_t session_id, const Address& intermediate) {
+  return [this, session_id, intermediate](const quic::Path&, std::span<const uint8_t> packet) {
+    uint8_t header[wire::kRelayHeaderSize];
+    wire::write_relay_header(session_id, header);
+    socket_.send(intermediate, packet, header);
+  };
 }
 
 std::array<uint8_t, 32> derive_reset_secret(const std::string& key_file) {

@@ -44,6 +44,9 @@ public:
   void transmit(const quic::Path& path, std::span<const uint8_t> packet) {
     socket_.send(path.remote, packet);
   }
+  // How a session's packets leave on the relay path (DESIGN D3): each QUIC packet wrapped in
+  // a relay frame for `session_id` and sent to the intermediate (docs/protocol.md §3).
+  QuicPeer::Transmit relay_transmit(uint64_t session_id, const Address& intermediate);
 
 private:
   void on_datagram(const Address& from, std::span<const uint8_t> data);
