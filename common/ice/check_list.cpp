@@ -1,0 +1,1 @@
+#include "ice/check_list.hpp"

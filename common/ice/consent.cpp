@@ -1,0 +1,1 @@
+#include "ice/consent.hpp"

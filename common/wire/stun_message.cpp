@@ -1,0 +1,1 @@
+#include "wire/stun_message.hpp"
