@@ -25,7 +25,8 @@ struct Intermediate::Peer : quic::ConnectionEvents {
       spdlog::warn("peer at {}: certificate CN '{}' is not a usable name (1-255 bytes, no spaces "
                    "or control characters); closing",
                    address.to_string(), name);
-      quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "unusable certificate name");
+      quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
+                       "unusable certificate name");
       return;
     }
     spdlog::info("peer {} at {}: authenticated as '{}'", id, address.to_string(), name);
@@ -33,7 +34,8 @@ struct Intermediate::Peer : quic::ConnectionEvents {
   void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) override {
     std::vector<wire::ControlMessage> messages;
     bool ok = stream.on_data(quic_peer->conn(), stream_id, data, messages);
-    for (auto& m : messages) owner.on_message(*this, m);
+    for (auto& m : messages)
+      owner.on_message(*this, m);
     if (!ok) return reject(stream.error());
     if (fin && stream.buffered() > 0) return reject("control stream ended inside a frame");
     if (fin) quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::None), "control stream ended");
@@ -41,7 +43,8 @@ struct Intermediate::Peer : quic::ConnectionEvents {
   // Malformed control data: a clear error to the peer, a counter, and the connection closes.
   void reject(const std::string& why) {
     owner.counters_.control_messages_malformed++;
-    spdlog::warn("peer '{}' at {}: malformed control data: {}; closing", name, address.to_string(), why);
+    spdlog::warn("peer '{}' at {}: malformed control data: {}; closing", name, address.to_string(),
+                 why);
     stream.send(quic_peer->conn(), wire::ErrorMessage{wire::ErrorCode::Malformed, why});
     quic_peer->flush();
     quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Malformed), why);
@@ -71,8 +74,7 @@ struct Intermediate::Peer : quic::ConnectionEvents {
 
 Intermediate::Intermediate(boost::asio::io_context& io, IntermediateOptions options)
     : io_(io), options_(std::move(options)), tls_(options_.tls),
-      endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
-      sweep_timer_(io) {}
+      endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)), sweep_timer_(io) {}
 
 Intermediate::~Intermediate() = default;
 
@@ -88,7 +90,8 @@ void Intermediate::start() {
 
 uint64_t Intermediate::random_u64() {
   uint64_t v = 0;
-  while (v == 0) v = rng_();
+  while (v == 0)
+    v = rng_();
   return v;
 }
 
@@ -122,8 +125,9 @@ void Intermediate::accept(const Address& from, std::span<const uint8_t> packet,
   }
   auto* p = peer.get();
   p->quic_peer = std::make_unique<io::QuicPeer>(
-      io_, &endpoint_.router(),
-      [this](const quic::Path& path, std::span<const uint8_t> pkt) { endpoint_.transmit(path, pkt); });
+      io_, &endpoint_.router(), [this](const quic::Path& path, std::span<const uint8_t> pkt) {
+        endpoint_.transmit(path, pkt);
+      });
   p->quic_peer->on_finished([this, id](const std::string& why) { on_peer_gone(id, why); });
   peers_.emplace(id, std::move(peer));
   p->quic_peer->attach(std::move(conn),
@@ -152,6 +156,7 @@ void Intermediate::on_message(Peer& peer, const wire::ControlMessage& m) {
   if (auto* acc = std::get_if<wire::SessionAccept>(&m); acc && *peer.role == wire::Role::Connector)
     return on_session_accept(peer, *acc);
   if (auto* closed = std::get_if<wire::SessionClosed>(&m)) return on_session_closed(peer, *closed);
+  if (auto* cands = std::get_if<wire::Candidates>(&m)) return on_candidates(peer, *cands);
   counters_.control_messages_unexpected++;
   spdlog::warn("peer '{}' ({}): unexpected {} message, ignored", peer.name, peer.role_name(),
                wire::message_name(m));
@@ -178,9 +183,9 @@ void Intermediate::on_hello(Peer& peer, const wire::Hello& m) {
     peer.services = m.services;
     directory_.add(peer.id, m.services);
   }
-  spdlog::info("peer '{}' registered as {} from {}{}", peer.name, peer.role_name(),
-               peer.address.to_string(),
-               peer.services.empty() ? "" : fmt::format(" serving {}", fmt::join(peer.services, ", ")));
+  spdlog::info(
+      "peer '{}' registered as {} from {}{}", peer.name, peer.role_name(), peer.address.to_string(),
+      peer.services.empty() ? "" : fmt::format(" serving {}", fmt::join(peer.services, ", ")));
   peer.send(wire::ObservedAddress{peer.address});
 }
 
@@ -192,7 +197,8 @@ void Intermediate::on_open_session(Peer& agent, const wire::OpenSession& m) {
   };
   auto load = [&](uint64_t connector) {
     size_t n = 0;
-    for (auto& [id, s] : sessions_) n += s.connector == connector;
+    for (auto& [id, s] : sessions_)
+      n += s.connector == connector;
     return n;
   };
   auto pick = directory_.pick(m.service, load, has_session_with);
@@ -254,6 +260,37 @@ void Intermediate::on_session_closed(Peer& peer, const wire::SessionClosed& m) {
   end_session(m.session_id, m.code, peer.id);
 }
 
+// Signaling for hole punching (DESIGN D4): only the session's two ends may exchange candidates,
+// and only once the session is accepted. When both ends' candidates of a round are in, both
+// get StartChecks in the same loop iteration so that their checks start together.
+void Intermediate::on_candidates(Peer& peer, const wire::Candidates& m) {
+  auto it = sessions_.find(m.session_id);
+  const bool is_end =
+      it != sessions_.end() && (it->second.agent == peer.id || it->second.connector == peer.id);
+  if (!is_end || !it->second.accepted) {
+    counters_.candidates_unauthorized++;
+    spdlog::warn("peer '{}' ({}): candidates for session {:016x}, which it is not part of; dropped",
+                 peer.name, peer.role_name(), m.session_id);
+    return;
+  }
+  auto& s = it->second;
+  const bool from_agent = s.agent == peer.id;
+  Peer* other = find_peer(from_agent ? s.connector : s.agent);
+  if (!other) return;
+  counters_.candidates_forwarded++;
+  spdlog::debug("session {:016x}: {} candidates of round {} from '{}' forwarded", s.id,
+                m.candidates.size(), m.generation, peer.name);
+  other->send(m);
+  const auto end = from_agent ? CheckCoordinator::End::Agent : CheckCoordinator::End::Connector;
+  if (checks_.on_candidates(s.id, end, m.generation)) {
+    counters_.check_rounds_started++;
+    spdlog::info("session {:016x}: both ends' candidates of round {} in; starting checks", s.id,
+                 m.generation);
+    peer.send(wire::StartChecks{s.id, m.generation});
+    other->send(wire::StartChecks{s.id, m.generation});
+  }
+}
+
 // Ends a session and tells both ends except `notify_not`.
 void Intermediate::end_session(uint64_t session_id, wire::ErrorCode code, uint64_t notify_not) {
   auto it = sessions_.find(session_id);
@@ -261,6 +298,7 @@ void Intermediate::end_session(uint64_t session_id, wire::ErrorCode code, uint64
   Session s = std::move(it->second);
   sessions_.erase(it);
   relay_.unbind(session_id);
+  checks_.forget(session_id);
   if (Peer* agent = find_peer(s.agent); agent && s.agent != notify_not) {
     for (auto req : s.waiting_requests)
       agent->send(wire::SessionReject{req, code, "connector did not accept the session"});
@@ -285,7 +323,8 @@ void Intermediate::on_peer_gone(uint64_t peer_id, const std::string& why) {
   std::vector<uint64_t> ended;
   for (auto& [id, s] : sessions_)
     if (s.agent == peer_id || s.connector == peer_id) ended.push_back(id);
-  for (auto id : ended) end_session(id, wire::ErrorCode::SessionGone, peer_id);
+  for (auto id : ended)
+    end_session(id, wire::ErrorCode::SessionGone, peer_id);
   directory_.remove(peer_id);
   peers_.erase(it);
 }
@@ -315,7 +354,8 @@ void Intermediate::sweep() {
   for (auto& [id, s] : sessions_)
     if (!s.accepted && now - s.offered_at > kOfferTimeout) expired.push_back(id);
   for (auto id : expired) {
-    spdlog::warn("session {:016x}: connector did not accept within {} s", id, kOfferTimeout.count());
+    spdlog::warn("session {:016x}: connector did not accept within {} s", id,
+                 kOfferTimeout.count());
     counters_.sessions_rejected++;
     end_session(id, wire::ErrorCode::SessionGone, 0);
   }
@@ -370,6 +410,9 @@ nlohmann::json Intermediate::status() const {
                    {"relay_frames_forwarded", counters_.relay_frames_forwarded},
                    {"relay_bytes_forwarded", counters_.relay_bytes_forwarded},
                    {"relay_frames_unauthorized", counters_.relay_frames_unauthorized},
+                   {"candidates_forwarded", counters_.candidates_forwarded},
+                   {"candidates_unauthorized", counters_.candidates_unauthorized},
+                   {"check_rounds_started", counters_.check_rounds_started},
                    {"peers_refused", counters_.peers_refused},
                    {"peers_replaced", counters_.peers_replaced},
                    {"junk_datagrams", e.junk_datagrams},

@@ -2,6 +2,7 @@
 // sessions between agents and connectors, and relays their end-to-end encrypted packets.
 #pragma once
 
+#include "control/check_coordinator.hpp"
 #include "control/control_stream.hpp"
 #include "control/service_directory.hpp"
 #include "io/endpoint.hpp"
@@ -39,6 +40,9 @@ struct IntermediateCounters {
   uint64_t relay_frames_unauthorized = 0;
   uint64_t peers_refused = 0;
   uint64_t peers_replaced = 0;
+  uint64_t candidates_forwarded = 0;
+  uint64_t candidates_unauthorized = 0; // Candidates for a session the sender is not an end of
+  uint64_t check_rounds_started = 0;
 };
 
 class Intermediate {
@@ -54,7 +58,7 @@ private:
   struct Peer;
   struct Session {
     uint64_t id = 0;
-    uint64_t agent = 0;     // peer ids
+    uint64_t agent = 0; // peer ids
     uint64_t connector = 0;
     std::set<std::string> services;
     std::vector<uint32_t> waiting_requests; // agent requests answered once the connector accepts
@@ -70,6 +74,7 @@ private:
   void on_open_session(Peer& agent, const wire::OpenSession& m);
   void on_session_accept(Peer& connector, const wire::SessionAccept& m);
   void on_session_closed(Peer& peer, const wire::SessionClosed& m);
+  void on_candidates(Peer& peer, const wire::Candidates& m);
   void on_address_change(Peer& peer, const Address& now_seen);
   void on_peer_gone(uint64_t peer_id, const std::string& why);
   void end_session(uint64_t session_id, wire::ErrorCode code, uint64_t notify_not);
@@ -84,6 +89,7 @@ private:
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   std::unordered_map<uint64_t, Session> sessions_;
   RelayTable relay_;
+  CheckCoordinator checks_;
   ServiceDirectory directory_;
   IntermediateCounters counters_;
   boost::asio::steady_timer sweep_timer_;

@@ -121,6 +121,13 @@ struct ConnectionCallbacks {
     return 0;
   }
 
+  static int handshake_confirmed(ngtcp2_conn*, void* user_data) {
+    auto* c = self(user_data);
+    c->handshake_confirmed_ = true;
+    c->events_.on_handshake_confirmed();
+    return 0;
+  }
+
   static int recv_stateless_reset(ngtcp2_conn*, const ngtcp2_pkt_stateless_reset*,
                                   void* user_data) {
     self(user_data)->stateless_reset_ = true;
@@ -164,6 +171,7 @@ const ngtcp2_callbacks& Connection::callbacks() {
     c.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
     c.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
     c.handshake_completed = ConnectionCallbacks::handshake_completed;
+    c.handshake_confirmed = ConnectionCallbacks::handshake_confirmed;
     c.encrypt = ngtcp2_crypto_encrypt_cb;
     c.decrypt = ngtcp2_crypto_decrypt_cb;
     c.hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -536,6 +544,22 @@ void Connection::close(uint64_t app_error, std::string_view reason, Timestamp no
 }
 
 Path Connection::path() const { return from_ngtcp2(*ngtcp2_conn_get_path(conn_)); }
+
+bool Connection::migrate(const Path& path, bool after_validation, Timestamp now,
+                         std::string& error) {
+  if (finished_) {
+    error = "connection finished";
+    return false;
+  }
+  auto np = to_ngtcp2(path);
+  const int rv = after_validation ? ngtcp2_conn_initiate_migration(conn_, &np, now)
+                                  : ngtcp2_conn_initiate_immediate_migration(conn_, &np, now);
+  if (rv != 0) {
+    error = ngtcp2_strerror(rv);
+    return false;
+  }
+  return true;
+}
 
 std::vector<std::string> Connection::source_cids() const {
   std::vector<ngtcp2_cid> cids(ngtcp2_conn_get_num_scid(conn_));

@@ -38,6 +38,8 @@ class ConnectionEvents {
 public:
   virtual ~ConnectionEvents() = default;
   virtual void on_handshake_completed() {}
+  // Client: HANDSHAKE_DONE arrived (RFC 9001 §4.1.2); from now on it may migrate.
+  virtual void on_handshake_confirmed() {}
   virtual void on_stream_open(int64_t /*stream_id*/) {}
   // Data must be copied: it is only valid during the call. Call consume() once it is handled.
   virtual void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) = 0;
@@ -114,12 +116,20 @@ public:
 
   bool finished() const { return finished_; }
   bool handshake_completed() const { return handshake_completed_; }
+  bool handshake_confirmed() const { return handshake_confirmed_; }
   const std::string& error() const { return error_; }
   // CN of the peer's verified certificate (after the handshake).
   const std::string& peer_name() const { return peer_name_; }
   // The current network path (the one packets are sent on).
   Path path() const;
   std::vector<std::string> source_cids() const;
+  // Client only: moves the connection onto `path` (RFC 9000 §9), which must have a local
+  // address of its own. With `after_validation` the current path carries everything until the
+  // new one is validated (an upgrade); otherwise packets switch at once and validation runs
+  // behind them (leaving a dead path). Either way on_path_validated() reports the outcome; RTT
+  // and congestion state start fresh on the new path (§9.4) and nothing in flight is lost.
+  // False with `error` set if ngtcp2 refuses (handshake not confirmed, no spare connection ID).
+  bool migrate(const Path& path, bool after_validation, Timestamp now, std::string& error);
   ConnectionStats stats() const;
 
   // nullopt when the peer's stream limit is reached; wait for on_streams_available().
@@ -166,6 +176,7 @@ private:
   std::string error_;
   std::string peer_name_;
   bool handshake_completed_ = false;
+  bool handshake_confirmed_ = false;
   bool finished_ = false;
   bool pending_close_ = false;  // a CONNECTION_CLOSE still has to go out
   bool stateless_reset_ = false; // the peer reset us (RFC 9000 §10.3)

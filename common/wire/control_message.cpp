@@ -11,12 +11,26 @@ namespace ztna::wire {
 namespace {
 
 constexpr const char* kMessageNames[] = {
-    "Hello",        "ObservedAddress", "OpenSession",   "SessionOffer", "SessionAccept",
-    "SessionReady", "SessionReject",   "SessionClosed", "ErrorMessage",
+    "Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
+    "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
+    "ErrorMessage",  "Candidates",      "StartChecks",
 };
 static_assert(std::size(kMessageNames) == std::variant_size_v<ControlMessage>);
 
-constexpr uint8_t kMaxType = static_cast<uint8_t>(ControlType::ErrorMessage);
+constexpr uint8_t kMaxType = static_cast<uint8_t>(ControlType::StartChecks);
+
+constexpr size_t kMinUfrag = 4, kMaxUfrag = 32;              // RFC 8445 §5.3 (upper bound ours)
+constexpr size_t kMinIcePassword = 22, kMaxIcePassword = 64; // RFC 8445 §5.3 (upper bound ours)
+constexpr uint8_t kMinCandidateType = 1, kMaxCandidateType = 4;
+
+// ice-char = ALPHA / DIGIT / "+" / "/" (RFC 8839 §5.4).
+bool is_ice_string(std::string_view s, size_t min, size_t max) {
+  if (s.size() < min || s.size() > max) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+  });
+}
 
 [[noreturn]] void invalid(const std::string& what) {
   throw std::invalid_argument("encode_control: " + what);
@@ -96,6 +110,28 @@ void put(ByteWriter& w, const ErrorMessage& m) {
   w.str8(sanitize_reason(m.reason));
 }
 
+void put(ByteWriter& w, const Candidates& m) {
+  if (!is_ice_string(m.ufrag, kMinUfrag, kMaxUfrag)) invalid("invalid ufrag");
+  if (!is_ice_string(m.password, kMinIcePassword, kMaxIcePassword)) invalid("invalid password");
+  if (m.candidates.size() > kMaxCandidates) invalid("more than 16 candidates");
+  w.u64(m.session_id);
+  w.u32(m.generation);
+  w.str8(m.ufrag);
+  w.str8(m.password);
+  w.u8(static_cast<uint8_t>(m.candidates.size()));
+  for (const auto& c : m.candidates) {
+    if (c.type < kMinCandidateType || c.type > kMaxCandidateType) invalid("unknown candidate type");
+    w.u8(c.type);
+    w.u32(c.priority);
+    put_address(w, c.address, "candidate address");
+  }
+}
+
+void put(ByteWriter& w, const StartChecks& m) {
+  w.u64(m.session_id);
+  w.u32(m.generation);
+}
+
 // --- decoding -------------------------------------------------------------------------------
 
 // A ByteReader that remembers the first reason it failed for.
@@ -111,6 +147,13 @@ public:
     auto s = r_.str8();
     if (!r_.ok()) return {};
     if (!is_valid_name(s)) fail(std::string("invalid ") + field + " name");
+    return std::string(s);
+  }
+
+  std::string ice_string(const char* field, size_t min, size_t max) {
+    auto s = r_.str8();
+    if (!r_.ok()) return {};
+    if (!is_ice_string(s, min, max)) fail(std::string("invalid ") + field);
     return std::string(s);
   }
 
@@ -232,6 +275,33 @@ ErrorMessage get_error(FieldReader& f) {
   return m;
 }
 
+Candidates get_candidates(FieldReader& f) {
+  Candidates m{};
+  m.session_id = f.u64();
+  m.generation = f.u32();
+  m.ufrag = f.ice_string("ufrag", kMinUfrag, kMaxUfrag);
+  m.password = f.ice_string("password", kMinIcePassword, kMaxIcePassword);
+  const uint8_t count = f.u8();
+  if (f.ok() && count > kMaxCandidates) f.fail("more than 16 candidates");
+  for (uint8_t i = 0; i < count && f.ok(); ++i) {
+    CandidateEntry c{};
+    c.type = f.u8();
+    if (f.ok() && (c.type < kMinCandidateType || c.type > kMaxCandidateType))
+      f.fail("unknown candidate type " + std::to_string(c.type));
+    c.priority = f.u32();
+    c.address = f.address("candidate address");
+    m.candidates.push_back(std::move(c));
+  }
+  return m;
+}
+
+StartChecks get_start_checks(FieldReader& f) {
+  StartChecks m{};
+  m.session_id = f.u64();
+  m.generation = f.u32();
+  return m;
+}
+
 ControlMessage get_message(ControlType type, FieldReader& f) {
   switch (type) {
   case ControlType::Hello:
@@ -250,6 +320,10 @@ ControlMessage get_message(ControlType type, FieldReader& f) {
     return get_reject(f);
   case ControlType::SessionClosed:
     return get_closed(f);
+  case ControlType::Candidates:
+    return get_candidates(f);
+  case ControlType::StartChecks:
+    return get_start_checks(f);
   case ControlType::ErrorMessage:
     break;
   }

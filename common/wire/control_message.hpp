@@ -54,6 +54,8 @@ enum class ControlType : uint8_t {
   SessionReject = 7,
   SessionClosed = 8,
   ErrorMessage = 9,
+  Candidates = 10,
+  StartChecks = 11,
 };
 
 // client -> intermediate, first message. Services only for connectors (agents send none).
@@ -114,9 +116,37 @@ struct ErrorMessage {
   bool operator==(const ErrorMessage&) const = default;
 };
 
+// One ICE candidate as signalled (DESIGN D4). `type` is ice::CandidateType on the wire:
+// 1 host, 2 server-reflexive, 3 peer-reflexive, 4 relay.
+struct CandidateEntry {
+  uint8_t type;
+  uint32_t priority; // RFC 8445 §5.1.2
+  Address address;
+  bool operator==(const CandidateEntry&) const = default;
+};
+constexpr size_t kMaxCandidates = 16;
+// agent <-> intermediate <-> connector: one side's candidates and its short-term credentials
+// (RFC 8445 §5.3) for round `generation` of connectivity checks of a session. The intermediate
+// forwards it only between the session's two ends.
+struct Candidates {
+  uint64_t session_id;
+  uint32_t generation;
+  std::string ufrag;    // 4..32 ice-chars (ALPHA / DIGIT / "+" / "/")
+  std::string password; // 22..64 ice-chars
+  std::vector<CandidateEntry> candidates;
+  bool operator==(const Candidates&) const = default;
+};
+// intermediate -> agent and connector, sent to both at once when both ends' Candidates of a
+// round are in: the coordinated start of the checks (simultaneous open).
+struct StartChecks {
+  uint64_t session_id;
+  uint32_t generation;
+  bool operator==(const StartChecks&) const = default;
+};
+
 using ControlMessage =
     std::variant<Hello, ObservedAddress, OpenSession, SessionOffer, SessionAccept, SessionReady,
-                 SessionReject, SessionClosed, ErrorMessage>;
+                 SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks>;
 
 const char* to_string(ErrorCode code);
 const char* to_string(Role role);

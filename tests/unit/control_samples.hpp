@@ -31,6 +31,17 @@ inline std::vector<wire::ControlMessage> control_samples() {
       SessionClosed{3, ErrorCode::SessionGone},
       ErrorMessage{ErrorCode::NotAuthorized, "certificate not allowed to serve 'ssh'"},
       ErrorMessage{ErrorCode::Shutdown, ""},
+      Candidates{0x0123456789ABCDEFULL, 1, "abcd", "0123456789abcdefghij+/", {}},
+      Candidates{2,
+                 0xFFFFFFFF,
+                 "Ufrag+/9",
+                 std::string(64, 'p'),
+                 {{1, 2130706431, v4},
+                  {1, 2130706175, v6},
+                  {2, 1694498815, v4},
+                  {3, 1862270975, v6},
+                  {4, 16777215, v4}}},
+      StartChecks{0x0123456789ABCDEFULL, 7},
   };
 }
 

@@ -15,6 +15,7 @@
 #include "quic/connection.hpp"
 #include "quic/tls_identity.hpp"
 
+#include <algorithm>
 #include <array>
 #include <functional>
 #include <map>
@@ -74,6 +75,8 @@ public:
   std::vector<int64_t> writable;
   std::vector<Bytes> datagrams;
   int streams_available = 0;
+  bool confirmed = false;
+  std::vector<std::pair<quic::Path, bool>> validations; // on_path_validated: path, success
 
   // When true (the default) received stream data is consumed at once, as a fast reader would.
   bool auto_consume = true;
@@ -107,6 +110,46 @@ public:
     datagrams.emplace_back(data.begin(), data.end());
   }
   void on_streams_available() override;
+  void on_handshake_confirmed() override { confirmed = true; }
+  void on_path_validated(const quic::Path& path, bool success) override {
+    validations.emplace_back(path, success);
+  }
+};
+
+// Bytes whose values depend on their offset and a seed: reordering, loss and duplication all
+// show as a mismatch.
+inline Bytes pattern(size_t n, uint32_t seed) {
+  Bytes out(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    out[i] = static_cast<uint8_t>(x >> 16);
+  }
+  return out;
+}
+
+// Writes `data` to a stream the way an application should: no more than kStreamHighWater
+// unacknowledged, resuming on on_stream_writable; FIN after the last byte.
+struct Writer {
+  quic::Connection* conn = nullptr;
+  int64_t id = -1;
+  Bytes data;
+  size_t pos = 0;
+  bool finished = false;
+  size_t max_outstanding = 0;
+
+  void pump() {
+    while (pos < data.size() && conn->unacknowledged(id) < quic::Connection::kStreamHighWater) {
+      size_t n = std::min<size_t>(64 * 1024, data.size() - pos);
+      conn->send(id, {data.data() + pos, n});
+      pos += n;
+      max_outstanding = std::max(max_outstanding, conn->unacknowledged(id));
+    }
+    if (pos == data.size() && !finished) {
+      conn->finish(id);
+      finished = true;
+    }
+  }
 };
 
 // A client and a server over an in-memory link.
@@ -132,6 +175,8 @@ public:
   quic::Timestamp one_way_delay = 10 * kMillisecond;
   // Return true to lose the packet. `index` counts the packets sent in that direction.
   std::function<bool(bool to_server, uint64_t index)> drop;
+  // Return true to lose every packet sent on this path (as the sender sees it): a dead path.
+  std::function<bool(const quic::Path& sent_on)> blackhole;
 
   uint64_t sent_to_server = 0;
   uint64_t sent_to_client = 0;

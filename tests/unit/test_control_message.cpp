@@ -59,12 +59,60 @@ TEST_CASE("control: golden bytes", "[control]") {
         bytes({1, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
   CHECK(encode_control(ErrorMessage{ErrorCode::Shutdown, "bye"}) ==
         bytes({1, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
+  CHECK(encode_control(StartChecks{5, 2}) ==
+        bytes({1, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
+  const std::string pwd(22, 'p');
+  Bytes candidates =
+      bytes({1, 10, 0, 65, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
+  candidates.insert(candidates.end(), pwd.begin(), pwd.end());
+  const Bytes entries = bytes({2, 1,    0x7E, 0, 0,    0xFF, 4,  203, 0, 113, 5,    0x0D, 0x96,
+                               1, 0x64, 0,    0, 0xFF, 4,    10, 0,   0, 2,   0x11, 0x5C});
+  candidates.insert(candidates.end(), entries.begin(), entries.end());
+  CHECK(encode_control(Candidates{5,
+                                  2,
+                                  "ufrg",
+                                  pwd,
+                                  {{1, 0x7E0000FF, *Address::parse("203.0.113.5:3478")},
+                                   {1, 0x640000FF, *Address::parse("10.0.0.2:4444")}}}) ==
+        candidates);
+}
+
+TEST_CASE("control: Candidates checks its fields", "[control]") {
+  const std::string pwd(22, 'p');
+  auto payload = [&](std::string ufrag, std::string password, uint8_t count, Bytes tail) {
+    Bytes b = bytes({0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1});
+    b.push_back(static_cast<uint8_t>(ufrag.size()));
+    b.insert(b.end(), ufrag.begin(), ufrag.end());
+    b.push_back(static_cast<uint8_t>(password.size()));
+    b.insert(b.end(), password.begin(), password.end());
+    b.push_back(count);
+    b.insert(b.end(), tail.begin(), tail.end());
+    return b;
+  };
+  CHECK(decode_error(ControlType::Candidates, payload("abcd", pwd, 0, {})).empty());
+  CHECK(decode_error(ControlType::Candidates, payload("abc", pwd, 0, {})) ==
+        "Candidates: invalid ufrag");
+  CHECK(decode_error(ControlType::Candidates, payload("ab:d", pwd, 0, {})) ==
+        "Candidates: invalid ufrag");
+  CHECK(decode_error(ControlType::Candidates, payload("abcd", std::string(21, 'p'), 0, {})) ==
+        "Candidates: invalid password");
+  CHECK(decode_error(ControlType::Candidates, payload("abcd", pwd, 17, {})) ==
+        "Candidates: more than 16 candidates");
+  CHECK(decode_error(ControlType::Candidates,
+                     payload("abcd", pwd, 1, bytes({5, 0, 0, 0, 1, 4, 1, 2, 3, 4, 0, 80}))) ==
+        "Candidates: unknown candidate type 5");
+  CHECK(decode_error(ControlType::Candidates,
+                     payload("abcd", pwd, 1, bytes({0, 0, 0, 0, 1, 4, 1, 2, 3, 4, 0, 80}))) ==
+        "Candidates: unknown candidate type 0");
+  CHECK_THROWS_AS(encode_control(Candidates{1, 1, "a b c", pwd, {}}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_control(Candidates{1, 1, "abcd", pwd, {{9, 1, Address::ipv4(1, 2)}}}),
+                  std::invalid_argument);
 }
 
 TEST_CASE("control: type codes and names", "[control]") {
-  const char* names[] = {"Hello",         "ObservedAddress", "OpenSession",
-                         "SessionOffer",  "SessionAccept",   "SessionReady",
-                         "SessionReject", "SessionClosed",   "ErrorMessage"};
+  const char* names[] = {"Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
+                         "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
+                         "ErrorMessage",  "Candidates",      "StartChecks"};
   const ControlMessage one_of_each[] = {
       Hello{Role::Agent, {}},
       ObservedAddress{Address::ipv4(1, 2)},
@@ -75,6 +123,8 @@ TEST_CASE("control: type codes and names", "[control]") {
       SessionReject{1, ErrorCode::Internal, ""},
       SessionClosed{1, ErrorCode::None},
       ErrorMessage{ErrorCode::Malformed, ""},
+      Candidates{1, 1, "abcd", std::string(22, 'p'), {}},
+      StartChecks{1, 1},
   };
   for (size_t i = 0; i < std::size(one_of_each); ++i) {
     CHECK(std::string(message_name(one_of_each[i])) == names[i]);
@@ -108,7 +158,7 @@ TEST_CASE("control: trailing bytes inside a frame are rejected", "[control]") {
 }
 
 TEST_CASE("control: unknown types are errors", "[control]") {
-  for (int type : {0, 10, 0x7F, 0xFF}) {
+  for (int type : {0, 12, 0x7F, 0xFF}) {
     std::string error;
     CHECK_FALSE(decode_control_payload(static_cast<uint8_t>(type), bytes({0, 0, 0, 0}), error));
     CHECK(error == "unknown control message type " + std::to_string(type));

@@ -13,42 +13,6 @@ using quic::Connection;
 
 namespace {
 
-// Bytes whose values depend on their offset and a seed: reordering, loss and duplication all
-// show as a mismatch.
-Bytes pattern(size_t n, uint32_t seed) {
-  Bytes out(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345u;
-    out[i] = static_cast<uint8_t>(x >> 16);
-  }
-  return out;
-}
-
-// Writes `data` to a stream the way an application should: no more than kStreamHighWater
-// unacknowledged, resuming on on_stream_writable; FIN after the last byte.
-struct Writer {
-  Connection* conn = nullptr;
-  int64_t id = -1;
-  Bytes data;
-  size_t pos = 0;
-  bool finished = false;
-  size_t max_outstanding = 0;
-
-  void pump() {
-    while (pos < data.size() && conn->unacknowledged(id) < Connection::kStreamHighWater) {
-      size_t n = std::min<size_t>(64 * 1024, data.size() - pos);
-      conn->send(id, {data.data() + pos, n});
-      pos += n;
-      max_outstanding = std::max(max_outstanding, conn->unacknowledged(id));
-    }
-    if (pos == data.size() && !finished) {
-      conn->finish(id);
-      finished = true;
-    }
-  }
-};
-
 bool received_all(TestPeer& p, int64_t id, size_t size) {
   auto it = p.received.find(id);
   return it != p.received.end() && it->second.fin && it->second.data.size() == size;
