@@ -20,8 +20,8 @@ Agent::Agent(boost::asio::io_context& io, AgentOptions options)
     : io_(io), options_(std::move(options)), tls_(options_.tls),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
       control_(io, endpoint_,
-               io::ControlClient::Options{options_.intermediate, options_.intermediate_name, &tls_,
-                                          wire::Role::Agent, {}},
+               io::ControlClient::Options{
+                   options_.intermediate, options_.intermediate_name, &tls_, wire::Role::Agent, {}},
                io::ControlClient::Listener{
                    nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
                    [this](const std::string& why) { end_all("control connection lost: " + why); }}),
@@ -35,6 +35,7 @@ Agent::Agent(boost::asio::io_context& io, AgentOptions options)
 }
 
 void Agent::start() {
+  endpoint_.on_stun([this](const Address& from, std::span<const uint8_t> d) { on_stun(from, d); });
   endpoint_.start([this](const Address& from, std::span<const uint8_t> d) {
     auto frame = wire::parse_relay_frame(d);
     auto it = frame ? sessions_.find(frame->session_id) : sessions_.end();
@@ -126,13 +127,30 @@ void Agent::on_control_message(const wire::ControlMessage& m) {
     return end_session(closed->session_id,
                        std::string("intermediate closed it: ") + wire::to_string(closed->code),
                        false);
+  if (auto* c = std::get_if<wire::Candidates>(&m)) {
+    if (auto it = sessions_.find(c->session_id); it != sessions_.end() && it->second->paths())
+      it->second->paths()->on_candidates(*c);
+    return;
+  }
+  if (auto* start = std::get_if<wire::StartChecks>(&m)) {
+    if (auto it = sessions_.find(start->session_id); it != sessions_.end() && it->second->paths())
+      it->second->paths()->on_start_checks(start->generation);
+    return;
+  }
+  if (std::holds_alternative<wire::ObservedAddress>(m)) return update_candidates();
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
 }
 
 TunnelSession& Agent::create_session(const wire::SessionReady& m) {
   uint64_t id = m.session_id;
-  auto session = std::make_unique<TunnelSession>(
-      id, m.connector, [this](std::span<const uint8_t> d) { on_udp_reply(d); });
+  auto session =
+      std::make_unique<TunnelSession>(id, m.connector, [this, id](std::span<const uint8_t> d) {
+        if (auto p = wire::parse_ping(d)) {
+          if (p->pong) on_pong(id, p->id);
+          return;
+        }
+        on_udp_reply(d);
+      });
   quic::ConnectionConfig cfg;
   cfg.tls = &tls_;
   cfg.alpn = kSessionAlpn;
@@ -142,9 +160,11 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m) {
   cfg.max_bidi_streams = 0;
   cfg.reset_secret = endpoint_.reset_secret();
   quic::Path path{relay_local_address(), options_.intermediate};
-  auto peer = std::make_unique<io::QuicPeer>(
-      io_, nullptr, endpoint_.relay_transmit(id, options_.intermediate));
+  // In the endpoint's router: on a direct path the connector's packets arrive on our socket.
+  auto peer = std::make_unique<io::QuicPeer>(io_, &endpoint_.router(),
+                                             endpoint_.session_transmit(id, options_.intermediate));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
+  peer->set_path_mapper([s = session.get()](const quic::Path& p) { return s->map_inbound(p); });
   std::string error;
   auto conn = quic::Connection::client(cfg, path, *session, io::now(), error);
   session->set_quic(std::move(peer));
@@ -156,9 +176,11 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m) {
     return ref;
   }
   counters_.sessions_opened++;
-  spdlog::info("session {:016x}: connector '{}' at {}; starting end-to-end handshake over the relay",
-               id, m.connector, m.connector_address.to_string());
+  spdlog::info(
+      "session {:016x}: connector '{}' at {}; starting end-to-end handshake over the relay", id,
+      m.connector, m.connector_address.to_string());
   ref.quic().attach(std::move(conn));
+  if (!options_.relay_only) start_paths(ref);
   return ref;
 }
 
@@ -174,9 +196,120 @@ void Agent::on_session_ready(const wire::SessionReady& m) {
   if (!sessions_.count(m.session_id)) return; // could not start
   session.services().insert(service);
   session_of_service_[service] = m.session_id;
-  for (auto& s : r.connections) session.add_connection(service, std::move(s));
+  for (auto& s : r.connections)
+    session.add_connection(service, std::move(s));
   for (auto& [flow, payload] : r.datagrams)
     session.send_datagram(wire::encode_datagram(flow, service, payload));
+}
+
+void Agent::start_paths(TunnelSession& s) {
+  ice::PathManagerConfig pc;
+  pc.controlling = true; // the agent nominates and migrates (DESIGN D4)
+  pc.session_id = s.id();
+  io::PathDriver::Hooks hooks;
+  hooks.signal = [this](const wire::ControlMessage& m) { return control_.send(m); };
+  hooks.use_direct = [&s](const Address& remote) { s.move_to_direct(remote); };
+  hooks.use_relay = [this, &s] { s.move_to_relay(options_.intermediate); };
+  s.set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
+  s.paths()->set_local_candidates(
+      io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+}
+
+// Our reflexive address (or our interfaces) changed: every session checks again.
+void Agent::update_candidates() {
+  auto candidates = io::gather_candidates(endpoint_.socket(), control_.observed_address());
+  for (auto& [id, s] : sessions_)
+    if (s->paths()) s->paths()->set_local_candidates(candidates);
+}
+
+void Agent::on_stun(const Address& from, std::span<const uint8_t> datagram) {
+  std::vector<io::PathDriver*> drivers;
+  for (auto& [id, s] : sessions_)
+    if (s->paths()) drivers.push_back(s->paths());
+  switch (io::dispatch_stun(from, datagram, drivers)) {
+  case io::StunDispatch::Handled:
+    return;
+  case io::StunDispatch::Malformed:
+    counters_.stun_malformed++;
+    return;
+  case io::StunDispatch::Unauthenticated:
+    counters_.stun_unauthenticated++;
+    spdlog::debug("unauthenticated STUN from {} dropped", from.to_string());
+    return;
+  case io::StunDispatch::Unmatched:
+    counters_.stun_unmatched++;
+    return;
+  }
+}
+
+namespace {
+constexpr auto kPingTimeout = std::chrono::seconds(5);
+constexpr size_t kMaxPings = 64;
+} // namespace
+
+void Agent::request(const std::string& line, io::StatusServer::Reply reply) {
+  constexpr std::string_view kPing = "ping ";
+  if (line.rfind(kPing, 0) != 0) return reply(R"({"error":"unknown request"})");
+  std::string service = line.substr(kPing.size());
+  auto known = std::find_if(listeners_.begin(), listeners_.end(),
+                            [&](auto& l) { return l->spec().name == service; });
+  if (known == listeners_.end())
+    return reply(nlohmann::json{{"error", "no exposed service named '" + service + "'"}}.dump());
+  if (pings_.size() >= kMaxPings) return reply(R"({"error":"too many pings in flight"})");
+  const uint64_t id = next_ping_id_++;
+  Ping p{service,
+         std::move(reply),
+         std::chrono::steady_clock::now(),
+         {},
+         false,
+         std::make_unique<boost::asio::steady_timer>(io_)};
+  pings_.emplace(id, std::move(p));
+  ping(id);
+}
+
+// Sends ping `ping_id` once its service has an established session (opening one if needed),
+// checking again every 20 ms; gives up after kPingTimeout.
+void Agent::ping(uint64_t ping_id) {
+  auto it = pings_.find(ping_id);
+  if (it == pings_.end()) return;
+  auto& p = it->second;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - p.started > kPingTimeout) {
+    p.reply(nlohmann::json{{"error", "no reply from '" + p.service + "' within 5 s"}}.dump());
+    pings_.erase(it);
+    return;
+  }
+  if (!p.in_flight) {
+    auto* session = session_for(p.service);
+    if (session && session->established()) {
+      p.sent = now;
+      p.in_flight = true;
+      session->send_datagram(wire::encode_ping(false, ping_id));
+    } else if (!session) {
+      request_session(p.service);
+    }
+  }
+  p.timer->expires_after(p.in_flight ? kPingTimeout : std::chrono::milliseconds(20));
+  p.timer->async_wait([this, ping_id](boost::system::error_code ec) {
+    if (!ec) ping(ping_id);
+  });
+}
+
+void Agent::on_pong(uint64_t session_id, uint64_t ping_id) {
+  auto it = pings_.find(ping_id);
+  auto s = sessions_.find(session_id);
+  if (it == pings_.end() || !it->second.in_flight || s == sessions_.end()) return;
+  const auto rtt = std::chrono::steady_clock::now() - it->second.sent;
+  const auto& path = s->second->quic().last_receive_path();
+  const bool direct = !(path.local == relay_local_address());
+  it->second.reply(
+      nlohmann::json{{"service", it->second.service},
+                     {"connector", s->second->connector()},
+                     {"path", direct ? "direct" : "relay"},
+                     {"remote", path.remote.to_string()},
+                     {"rtt_ms", std::chrono::duration<double, std::milli>(rtt).count()}}
+          .dump());
+  pings_.erase(it);
 }
 
 void Agent::on_session_reject(const wire::SessionReject& m) {
@@ -184,8 +317,9 @@ void Agent::on_session_reject(const wire::SessionReject& m) {
                           [&](auto& kv) { return kv.second.id == m.request_id; });
   if (req == requests_.end()) return;
   counters_.sessions_rejected++;
-  spdlog::warn("'{}': the intermediate refused a session: {} ({}); closing {} waiting connection(s)",
-               req->first, m.reason, wire::to_string(m.code), req->second.connections.size());
+  spdlog::warn(
+      "'{}': the intermediate refused a session: {} ({}); closing {} waiting connection(s)",
+      req->first, m.reason, wire::to_string(m.code), req->second.connections.size());
   requests_.erase(req); // closes the waiting sockets
 }
 
@@ -203,7 +337,8 @@ void Agent::end_session(uint64_t id, const std::string& why, bool tell_intermedi
 }
 
 void Agent::end_all(const std::string& why) {
-  while (!sessions_.empty()) end_session(sessions_.begin()->first, why, false);
+  while (!sessions_.empty())
+    end_session(sessions_.begin()->first, why, false);
   for (auto& [service, r] : requests_)
     spdlog::warn("'{}': dropping {} waiting connection(s): {}", service, r.connections.size(), why);
   requests_.clear();
@@ -236,7 +371,8 @@ void Agent::sweep() {
 }
 
 void Agent::shutdown() {
-  for (auto& l : listeners_) l->stop();
+  for (auto& l : listeners_)
+    l->stop();
   for (auto& [id, s] : sessions_)
     if (s->quic().attached()) s->quic().close(0, "agent shutting down");
   control_.stop();
@@ -256,10 +392,12 @@ nlohmann::json Agent::status() const {
                             {"listen", l->spec().endpoint()}});
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
+    const auto* paths = s->paths();
+    const bool direct = paths && paths->manager().active() == ice::ActivePath::Direct;
     nlohmann::json js{{"session_id", fmt::format("{:016x}", id)},
                       {"connector", s->connector()},
                       {"services", s->services()},
-                      {"path", "relay"},
+                      {"path", direct ? "direct" : "relay"},
                       {"state", s->established() ? "established" : "handshaking"},
                       {"open_streams", s->open_streams()}};
     if (s->quic().attached()) {
@@ -269,6 +407,15 @@ nlohmann::json Agent::status() const {
       js["bytes_received"] = st.stream_bytes_received;
       js["datagrams_sent"] = st.datagrams_sent;
       js["datagrams_received"] = st.datagrams_received;
+      js["rtt_ms_by_path"]["relay"] = s->relay_rtt_ms();
+      if (direct) js["rtt_ms_by_path"]["direct"] = st.smoothed_rtt_ms;
+    }
+    if (paths) {
+      js["paths"] = io::path_status(paths->manager());
+      if (!direct && paths->manager().direct_rtt())
+        js["rtt_ms_by_path"]["direct"] = js["paths"]["direct_check_rtt_ms"];
+    } else {
+      js["paths"] = {{"active", "relay"}, {"phase", "relay only (--relay-only)"}};
     }
     j["sessions"].push_back(js);
   }
@@ -279,6 +426,9 @@ nlohmann::json Agent::status() const {
                    {"udp_datagrams_dropped", counters_.udp_datagrams_dropped},
                    {"datagrams_malformed", counters_.datagrams_malformed},
                    {"junk_datagrams", endpoint_.counters().junk_datagrams},
+                   {"stun_malformed", counters_.stun_malformed},
+                   {"stun_unauthenticated", counters_.stun_unauthenticated},
+                   {"stun_unmatched", counters_.stun_unmatched},
                    {"control_connects", control_.connects()}};
   return j;
 }

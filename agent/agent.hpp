@@ -4,6 +4,7 @@
 
 #include "io/control_client.hpp"
 #include "io/endpoint.hpp"
+#include "io/status_server.hpp"
 #include "local_listener.hpp"
 #include "tunnel_session.hpp"
 
@@ -22,6 +23,8 @@ struct AgentOptions {
   std::string intermediate_name;
   quic::TlsFiles tls;
   std::vector<ServiceSpec> exposes;
+  // Never look for direct paths: every session stays on the relay (DESIGN D3 fallback only).
+  bool relay_only = false;
 };
 
 struct AgentCounters {
@@ -31,6 +34,9 @@ struct AgentCounters {
   uint64_t connections_timed_out = 0;
   uint64_t udp_datagrams_dropped = 0;
   uint64_t datagrams_malformed = 0;
+  uint64_t stun_malformed = 0;       // STUN datagrams that do not parse
+  uint64_t stun_unauthenticated = 0; // checks with a bad USERNAME or MESSAGE-INTEGRITY: dropped
+  uint64_t stun_unmatched = 0;       // STUN for no session of ours
 };
 
 class Agent {
@@ -39,6 +45,8 @@ public:
   void start();
   void shutdown();
   nlohmann::json status() const;
+  // Requests on the status socket other than "status": "ping SERVICE".
+  void request(const std::string& line, io::StatusServer::Reply reply);
 
 private:
   using tcp = boost::asio::ip::tcp;
@@ -58,11 +66,23 @@ private:
   void on_tcp(LocalListener& l, tcp::socket s);
   void on_udp(LocalListener& l, const Address& from, std::span<const uint8_t> payload);
   void on_udp_reply(std::span<const uint8_t> datagram);
+  struct Ping {
+    std::string service;
+    io::StatusServer::Reply reply;
+    std::chrono::steady_clock::time_point started, sent;
+    bool in_flight = false;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  void ping(uint64_t ping_id);
+  void on_pong(uint64_t session_id, uint64_t ping_id);
   TunnelSession* session_for(const std::string& service);
   Request* request_session(const std::string& service);
   void on_control_message(const wire::ControlMessage& m);
   void on_session_ready(const wire::SessionReady& m);
   void on_session_reject(const wire::SessionReject& m);
+  void on_stun(const Address& from, std::span<const uint8_t> datagram);
+  void start_paths(TunnelSession& s);
+  void update_candidates();
   TunnelSession& create_session(const wire::SessionReady& m);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void end_all(const std::string& why);
@@ -78,6 +98,8 @@ private:
   std::map<std::string, uint64_t> session_of_service_;
   std::map<std::string, Request> requests_; // by service
   std::map<uint32_t, UdpFlow> flows_;
+  std::map<uint64_t, Ping> pings_;
+  uint64_t next_ping_id_ = 1;
   std::map<std::pair<LocalListener*, std::string>, uint32_t> flow_of_client_;
   uint32_t next_request_id_ = 1;
   uint32_t next_flow_id_ = 1;

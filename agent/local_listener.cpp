@@ -12,7 +12,9 @@ LocalListener::LocalListener(boost::asio::io_context& io, ServiceSpec spec, TcpH
     : spec_(std::move(spec)), on_tcp_(std::move(on_tcp)), on_udp_(std::move(on_udp)) {
   boost::system::error_code ec;
   auto ip = boost::asio::ip::make_address(spec_.host, ec);
-  if (ec) throw std::runtime_error("expose '" + spec_.name + "': " + spec_.host + " is not an IP address");
+  if (ec)
+    throw std::runtime_error("expose '" + spec_.name + "': " + spec_.host +
+                             " is not an IP address");
   if (spec_.proto == ServiceSpec::Proto::Tcp) {
     acceptor_.emplace(io);
     tcp::endpoint ep(ip, spec_.port);
@@ -20,14 +22,18 @@ LocalListener::LocalListener(boost::asio::io_context& io, ServiceSpec spec, TcpH
     if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor_->bind(ep, ec);
     if (!ec) acceptor_->listen(boost::asio::socket_base::max_listen_connections, ec);
-    if (ec) throw std::runtime_error("expose '" + spec_.name + "': cannot listen on tcp " + spec_.endpoint() + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("expose '" + spec_.name + "': cannot listen on tcp " +
+                               spec_.endpoint() + ": " + ec.message());
     accept();
   } else {
     udp_.emplace(io);
     udp::endpoint ep(ip, spec_.port);
     udp_->open(ep.protocol(), ec);
     if (!ec) udp_->bind(ep, ec);
-    if (ec) throw std::runtime_error("expose '" + spec_.name + "': cannot bind udp " + spec_.endpoint() + ": " + ec.message());
+    if (ec)
+      throw std::runtime_error("expose '" + spec_.name + "': cannot bind udp " + spec_.endpoint() +
+                               ": " + ec.message());
     buf_.resize(65536);
     receive();
   }
@@ -36,18 +42,23 @@ LocalListener::LocalListener(boost::asio::io_context& io, ServiceSpec spec, TcpH
 void LocalListener::accept() {
   acceptor_->async_accept([this](boost::system::error_code ec, tcp::socket s) {
     if (ec == boost::asio::error::operation_aborted) return;
-    if (!ec) on_tcp_(*this, std::move(s));
-    else spdlog::warn("expose '{}': accept failed: {}", spec_.name, ec.message());
+    if (!ec)
+      on_tcp_(*this, std::move(s));
+    else
+      spdlog::warn("expose '{}': accept failed: {}", spec_.name, ec.message());
     accept();
   });
 }
 
 void LocalListener::receive() {
-  udp_->async_receive_from(boost::asio::buffer(buf_), from_, [this](boost::system::error_code ec, size_t n) {
-    if (ec == boost::asio::error::operation_aborted) return;
-    if (!ec) on_udp_(*this, Address::from_sockaddr(from_.data(), static_cast<socklen_t>(from_.size())), {buf_.data(), n});
-    receive();
-  });
+  udp_->async_receive_from(
+      boost::asio::buffer(buf_), from_, [this](boost::system::error_code ec, size_t n) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (!ec)
+          on_udp_(*this, Address::from_sockaddr(from_.data(), static_cast<socklen_t>(from_.size())),
+                  {buf_.data(), n});
+        receive();
+      });
 }
 
 void LocalListener::send_udp(const Address& to, std::span<const uint8_t> payload) {

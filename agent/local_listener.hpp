@@ -19,10 +19,12 @@ public:
   using tcp = boost::asio::ip::tcp;
   using udp = boost::asio::ip::udp;
   using TcpHandler = std::function<void(LocalListener&, tcp::socket)>;
-  using UdpHandler = std::function<void(LocalListener&, const Address& from, std::span<const uint8_t>)>;
+  using UdpHandler =
+      std::function<void(LocalListener&, const Address& from, std::span<const uint8_t>)>;
 
   // Binds at once; throws std::runtime_error naming the address if it cannot.
-  LocalListener(boost::asio::io_context& io, ServiceSpec spec, TcpHandler on_tcp, UdpHandler on_udp);
+  LocalListener(boost::asio::io_context& io, ServiceSpec spec, TcpHandler on_tcp,
+                UdpHandler on_udp);
   const ServiceSpec& spec() const { return spec_; }
   void send_udp(const Address& to, std::span<const uint8_t> payload);
   void stop();

@@ -1,5 +1,7 @@
 #include "tunnel_session.hpp"
 
+#include "io/clock.hpp"
+#include "relay/relay_path.hpp"
 #include "wire/stream_header.hpp"
 
 #include <spdlog/spdlog.h>
@@ -10,7 +12,60 @@ TunnelSession::TunnelSession(uint64_t id, std::string connector, DatagramHandler
     : id_(id), connector_(std::move(connector)), on_datagram_(std::move(on_datagram)) {}
 
 TunnelSession::~TunnelSession() {
+  *alive_ = false;
   splices_.clear(); // before quic_: splices refer to it
+}
+
+void TunnelSession::defer(std::function<void()> f) {
+  boost::asio::post(quic_->io(), [alive = alive_, f = std::move(f)] {
+    if (*alive) f();
+  });
+}
+
+void TunnelSession::on_handshake_confirmed() {
+  if (paths_) defer([this] { paths_->on_handshake_confirmed(); });
+}
+
+void TunnelSession::on_path_validated(const quic::Path& path, bool success) {
+  const bool direct = !(path.local == relay_local_address());
+  if (paths_) defer([this, direct, success] { paths_->on_path_validated(direct, success); });
+}
+
+void TunnelSession::move_to_direct(const Address& remote) {
+  auto [it, fresh] = direct_locals_.try_emplace(remote.to_string());
+  if (fresh) {
+    // [100::2]:n from the discard-only prefix 100::/64 (RFC 6666), one per remote address.
+    it->second = *Address::parse("[100::2]:" + std::to_string(next_direct_port_++));
+  }
+  last_direct_ = {it->second, remote};
+  relay_rtt_ms_ = quic_->conn().stats().smoothed_rtt_ms;
+  std::string error;
+  if (!quic_->conn().migrate({it->second, remote}, true, io::now(), error)) {
+    spdlog::warn("session {:016x}: cannot migrate to {}: {}", id_, remote.to_string(), error);
+    if (paths_) defer([this] { paths_->on_path_validated(true, false); });
+    return;
+  }
+  quic_->schedule_flush();
+}
+
+void TunnelSession::move_to_relay(const Address& intermediate) {
+  std::string error;
+  if (!quic_->conn().migrate({relay_local_address(), intermediate}, false, io::now(), error))
+    spdlog::warn("session {:016x}: cannot migrate back to the relay: {}", id_, error);
+  quic_->schedule_flush();
+}
+
+quic::Path TunnelSession::map_inbound(const quic::Path& arrived) const {
+  if (arrived.local == relay_local_address()) return arrived;
+  if (arrived.remote == last_direct_.remote) return last_direct_; // the hot path: no lookup
+  auto it = direct_locals_.find(arrived.remote.to_string());
+  return it == direct_locals_.end() ? arrived : quic::Path{it->second, arrived.remote};
+}
+
+double TunnelSession::relay_rtt_ms() const {
+  if (quic_ && quic_->attached() && quic_->conn().path().local == relay_local_address())
+    return quic_->conn().stats().smoothed_rtt_ms;
+  return relay_rtt_ms_;
 }
 
 void TunnelSession::add_connection(const std::string& service, tcp::socket socket) {
@@ -27,8 +82,8 @@ void TunnelSession::open_waiting_streams() {
     auto [service, socket] = std::move(waiting_.front());
     waiting_.pop_front();
     conn.send(*id, wire::encode_stream_header(service));
-    auto splice = std::make_unique<io::TcpSplice>(*quic_, *id,
-                                                  [this](int64_t sid) { splices_.erase(sid); });
+    auto splice =
+        std::make_unique<io::TcpSplice>(*quic_, *id, [this](int64_t sid) { splices_.erase(sid); });
     splice->attach(std::move(socket));
     splices_.emplace(*id, std::move(splice));
   }
@@ -37,7 +92,8 @@ void TunnelSession::open_waiting_streams() {
 
 void TunnelSession::send_datagram(std::span<const uint8_t> datagram) {
   if (!established()) {
-    if (early_datagrams_.size() < 256) early_datagrams_.emplace_back(datagram.begin(), datagram.end());
+    if (early_datagrams_.size() < 256)
+      early_datagrams_.emplace_back(datagram.begin(), datagram.end());
     return;
   }
   quic_->conn().send_datagram(datagram);
@@ -47,15 +103,19 @@ void TunnelSession::send_datagram(std::span<const uint8_t> datagram) {
 void TunnelSession::on_handshake_completed() {
   spdlog::info("session {:016x}: end-to-end handshake with connector '{}' complete (relay path)",
                id_, connector_);
-  for (auto& d : early_datagrams_) quic_->conn().send_datagram(d);
+  for (auto& d : early_datagrams_)
+    quic_->conn().send_datagram(d);
   early_datagrams_.clear();
   open_waiting_streams();
 }
 
-void TunnelSession::on_streams_available() { open_waiting_streams(); }
+void TunnelSession::on_streams_available() {
+  open_waiting_streams();
+}
 
 void TunnelSession::on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) {
-  if (auto it = splices_.find(stream_id); it != splices_.end()) it->second->on_stream_data(data, fin);
+  if (auto it = splices_.find(stream_id); it != splices_.end())
+    it->second->on_stream_data(data, fin);
 }
 
 void TunnelSession::on_stream_reset(int64_t stream_id, uint64_t app_error) {
@@ -63,8 +123,8 @@ void TunnelSession::on_stream_reset(int64_t stream_id, uint64_t app_error) {
   if (it == splices_.end()) return;
   if (auto e = wire::stream_error_from_code(app_error)) {
     streams_rejected_++;
-    spdlog::warn("session {:016x}: connector '{}' closed stream {}: {}", id_, connector_,
-                 stream_id, wire::to_string(*e));
+    spdlog::warn("session {:016x}: connector '{}' closed stream {}: {}", id_, connector_, stream_id,
+                 wire::to_string(*e));
   }
   it->second->on_stream_reset(app_error);
 }
@@ -77,6 +137,8 @@ void TunnelSession::on_stream_writable(int64_t stream_id) {
   if (auto it = splices_.find(stream_id); it != splices_.end()) it->second->on_stream_writable();
 }
 
-void TunnelSession::on_datagram(std::span<const uint8_t> data) { on_datagram_(data); }
+void TunnelSession::on_datagram(std::span<const uint8_t> data) {
+  on_datagram_(data);
+}
 
 } // namespace ztna

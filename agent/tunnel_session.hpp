@@ -2,6 +2,7 @@
 // carrying one stream per local TCP connection and the datagrams of the UDP flows.
 #pragma once
 
+#include "io/path_driver.hpp"
 #include "io/quic_peer.hpp"
 #include "io/tcp_splice.hpp"
 
@@ -29,6 +30,20 @@ public:
   std::set<std::string>& services() { return services_; }
   const std::set<std::string>& services() const { return services_; }
   void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
+  // The path layer (DESIGN D3); null when the agent runs relay-only.
+  void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
+  io::PathDriver* paths() { return paths_.get(); }
+  const io::PathDriver* paths() const { return paths_.get(); }
+
+  // Migrations the path layer asks for (RFC 9000 §9). A direct path gets a virtual local
+  // address of its own so that ngtcp2 sees a new path; the relay path keeps
+  // relay_local_address().
+  void move_to_direct(const Address& remote);
+  void move_to_relay(const Address& intermediate);
+  // The path ngtcp2 knows a packet by: direct packets arrive on the real socket.
+  quic::Path map_inbound(const quic::Path& arrived) const;
+  // Smoothed RTT last measured on the relay path (ms), kept across upgrades for status.
+  double relay_rtt_ms() const;
   io::QuicPeer& quic() { return *quic_; }
   const io::QuicPeer& quic() const { return *quic_; }
   bool established() const { return quic_ && quic_->conn().handshake_completed(); }
@@ -49,8 +64,12 @@ public:
   void on_stream_closed(int64_t stream_id) override;
   void on_stream_writable(int64_t stream_id) override;
   void on_datagram(std::span<const uint8_t> data) override;
+  void on_handshake_confirmed() override;
+  void on_path_validated(const quic::Path& path, bool success) override;
 
 private:
+  // Runs `f` from the event loop: ngtcp2 callbacks must not re-enter the connection.
+  void defer(std::function<void()> f);
   void open_waiting_streams();
 
   uint64_t id_;
@@ -58,6 +77,12 @@ private:
   std::set<std::string> services_;
   DatagramHandler on_datagram_;
   std::unique_ptr<io::QuicPeer> quic_;
+  std::unique_ptr<io::PathDriver> paths_;
+  std::map<std::string, Address> direct_locals_; // remote -> our virtual local address for it
+  uint16_t next_direct_port_ = 1;
+  quic::Path last_direct_;
+  double relay_rtt_ms_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::deque<std::pair<std::string, tcp::socket>> waiting_;
   std::deque<std::vector<uint8_t>> early_datagrams_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;

@@ -16,22 +16,27 @@ BackendSession::BackendSession(boost::asio::io_context& io, uint64_t id, std::st
                                const Services& services, ConnectorCounters& counters)
     : io_(io), id_(id), agent_(std::move(agent)), services_(services), counters_(counters) {}
 
-BackendSession::~BackendSession() { *alive_ = false; }
+BackendSession::~BackendSession() {
+  *alive_ = false;
+}
 
 void BackendSession::on_handshake_completed() {
   auto& conn = quic_->conn();
   // Zero trust: the certificate must be the agent the intermediate authorized for this session.
   if (conn.peer_name() != agent_) {
     counters_.sessions_wrong_agent++;
-    spdlog::warn("session {:016x}: certificate is '{}' but the session was offered to '{}'; closing",
-                 id_, conn.peer_name(), agent_);
+    spdlog::warn(
+        "session {:016x}: certificate is '{}' but the session was offered to '{}'; closing", id_,
+        conn.peer_name(), agent_);
     quic_->close(static_cast<uint64_t>(wire::StreamError::Internal), "wrong agent identity");
     return;
   }
   spdlog::info("session {:016x}: end-to-end handshake with agent '{}' complete", id_, agent_);
 }
 
-void BackendSession::on_stream_open(int64_t stream_id) { pending_.try_emplace(stream_id); }
+void BackendSession::on_stream_open(int64_t stream_id) {
+  pending_.try_emplace(stream_id);
+}
 
 void BackendSession::on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) {
   if (auto it = splices_.find(stream_id); it != splices_.end()) {
@@ -81,7 +86,7 @@ void BackendSession::connect_backend(int64_t stream_id, const ServiceSpec& spec)
   resolver->async_resolve(
       spec.host, std::to_string(spec.port),
       [this, alive = alive_, resolver, socket, stream_id, spec](boost::system::error_code ec,
-                                                                 tcp::resolver::results_type r) {
+                                                                tcp::resolver::results_type r) {
         if (!*alive) return;
         auto fail = [&](const std::string& what) {
           counters_.backend_connect_failures++;
@@ -141,6 +146,14 @@ void BackendSession::on_stream_writable(int64_t stream_id) {
 }
 
 void BackendSession::on_datagram(std::span<const uint8_t> data) {
+  if (auto ping = wire::parse_ping(data)) {
+    // Echoed on the current path: the agent learns which path answers (ztna-agent ping).
+    if (!ping->pong && quic_) {
+      quic_->conn().send_datagram(wire::encode_ping(true, ping->id));
+      quic_->schedule_flush();
+    }
+    return;
+  }
   auto d = wire::parse_datagram(data);
   if (!d) {
     counters_.datagrams_malformed++;
@@ -175,7 +188,8 @@ void BackendSession::on_datagram(std::span<const uint8_t> data) {
     if (!ec) f.socket->connect(ep, ec);
     if (ec) {
       counters_.backend_connect_failures++;
-      spdlog::warn("session {:016x}: udp backend {}: {}", id_, svc->second.endpoint(), ec.message());
+      spdlog::warn("session {:016x}: udp backend {}: {}", id_, svc->second.endpoint(),
+                   ec.message());
       return;
     }
     f.service = svc->second.name;
@@ -193,21 +207,21 @@ void BackendSession::on_datagram(std::span<const uint8_t> data) {
 
 void BackendSession::receive_udp(uint32_t flow_id) {
   auto& f = flows_.at(flow_id);
-  f.socket->async_receive(
-      boost::asio::buffer(f.buf), [this, alive = alive_, flow_id](boost::system::error_code ec, size_t n) {
-        if (!*alive || ec == boost::asio::error::operation_aborted) return;
-        auto it = flows_.find(flow_id);
-        if (it == flows_.end()) return;
-        if (!ec) {
-          // A reply goes back on the flow it answers: same session, same flow id.
-          it->second.last_used = std::chrono::steady_clock::now();
-          auto dg = wire::encode_datagram(flow_id, it->second.service, {it->second.buf.data(), n});
-          if (!quic_->conn().send_datagram(dg)) counters_.datagrams_dropped++;
-          quic_->schedule_flush();
-        }
-        // ICMP port unreachable surfaces as an error here; the flow stays for later replies.
-        receive_udp(flow_id);
-      });
+  f.socket->async_receive(boost::asio::buffer(f.buf), [this, alive = alive_, flow_id](
+                                                          boost::system::error_code ec, size_t n) {
+    if (!*alive || ec == boost::asio::error::operation_aborted) return;
+    auto it = flows_.find(flow_id);
+    if (it == flows_.end()) return;
+    if (!ec) {
+      // A reply goes back on the flow it answers: same session, same flow id.
+      it->second.last_used = std::chrono::steady_clock::now();
+      auto dg = wire::encode_datagram(flow_id, it->second.service, {it->second.buf.data(), n});
+      if (!quic_->conn().send_datagram(dg)) counters_.datagrams_dropped++;
+      quic_->schedule_flush();
+    }
+    // ICMP port unreachable surfaces as an error here; the flow stays for later replies.
+    receive_udp(flow_id);
+  });
 }
 
 void BackendSession::expire_flows(std::chrono::steady_clock::time_point now,

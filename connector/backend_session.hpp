@@ -3,6 +3,7 @@
 #pragma once
 
 #include "control/service_spec.hpp"
+#include "io/path_driver.hpp"
 #include "io/quic_peer.hpp"
 #include "io/tcp_splice.hpp"
 #include "wire/stream_header.hpp"
@@ -26,6 +27,9 @@ struct ConnectorCounters {
   uint64_t datagrams_dropped = 0;
   uint64_t sessions_wrong_agent = 0;
   uint64_t relay_frames_unexpected = 0;
+  uint64_t stun_malformed = 0;
+  uint64_t stun_unauthenticated = 0; // checks with a bad USERNAME or MESSAGE-INTEGRITY: dropped
+  uint64_t stun_unmatched = 0;
 };
 
 class BackendSession : public quic::ConnectionEvents {
@@ -40,6 +44,9 @@ public:
   const std::string& agent() const { return agent_; }
   io::QuicPeer* quic() { return quic_.get(); }
   void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
+  // The path layer, controlled side: answers and runs checks; the agent moves the session.
+  void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
+  io::PathDriver* paths() { return paths_.get(); }
   std::chrono::steady_clock::time_point created() const { return created_; }
   size_t open_streams() const { return splices_.size(); }
   size_t udp_flows() const { return flows_.size(); }
@@ -79,6 +86,7 @@ private:
   const Services& services_;
   ConnectorCounters& counters_;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
+  std::unique_ptr<io::PathDriver> paths_;
   std::unique_ptr<io::QuicPeer> quic_;
   std::map<int64_t, PendingStream> pending_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;

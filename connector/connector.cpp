@@ -14,7 +14,8 @@ constexpr auto kUdpFlowIdle = std::chrono::seconds(120);
 
 std::vector<std::string> names(const std::vector<ServiceSpec>& specs) {
   std::vector<std::string> out;
-  for (auto& s : specs) out.push_back(s.name);
+  for (auto& s : specs)
+    out.push_back(s.name);
   return out;
 }
 } // namespace
@@ -27,12 +28,16 @@ Connector::Connector(boost::asio::io_context& io, ConnectorOptions options)
                                           wire::Role::Connector, names(options_.services)},
                io::ControlClient::Listener{
                    nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
-                   [this](const std::string& why) { end_all_sessions("control connection lost: " + why); }}),
+                   [this](const std::string& why) {
+                     end_all_sessions("control connection lost: " + why);
+                   }}),
       sweep_timer_(io) {
-  for (auto& s : options_.services) services_[s.name] = s;
+  for (auto& s : options_.services)
+    services_[s.name] = s;
 }
 
 void Connector::start() {
+  endpoint_.on_stun([this](const Address& from, std::span<const uint8_t> d) { on_stun(from, d); });
   endpoint_.start([this](const Address& from, std::span<const uint8_t> d) { on_relay(from, d); });
   spdlog::info("connector '{}' on udp {}, publishing {} service(s)", tls_.name(),
                endpoint_.socket().local().to_string(), services_.size());
@@ -47,12 +52,33 @@ void Connector::on_control_message(const wire::ControlMessage& m) {
     if (sessions_.count(offer->session_id)) return;
     spdlog::info("session {:016x}: agent '{}' (at {}) for '{}': accepted", offer->session_id,
                  offer->agent, offer->agent_address.to_string(), offer->service);
-    sessions_.emplace(offer->session_id,
-                      std::make_unique<BackendSession>(io_, offer->session_id, offer->agent,
-                                                       services_, counters_));
+    auto session = std::make_unique<BackendSession>(io_, offer->session_id, offer->agent, services_,
+                                                    counters_);
+    // The controlled side of the checks (DESIGN D4): it joins the rounds the agent opens.
+    ice::PathManagerConfig pc;
+    pc.controlling = false;
+    pc.session_id = offer->session_id;
+    io::PathDriver::Hooks hooks;
+    hooks.signal = [this](const wire::ControlMessage& msg) { return control_.send(msg); };
+    session->set_paths(
+        std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
+    session->paths()->set_local_candidates(
+        io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+    sessions_.emplace(offer->session_id, std::move(session));
     control_.send(wire::SessionAccept{offer->session_id});
     return;
   }
+  if (auto* c = std::get_if<wire::Candidates>(&m)) {
+    if (auto it = sessions_.find(c->session_id); it != sessions_.end())
+      it->second->paths()->on_candidates(*c);
+    return;
+  }
+  if (auto* start = std::get_if<wire::StartChecks>(&m)) {
+    if (auto it = sessions_.find(start->session_id); it != sessions_.end())
+      it->second->paths()->on_start_checks(start->generation);
+    return;
+  }
+  if (std::holds_alternative<wire::ObservedAddress>(m)) return update_candidates();
   if (auto* closed = std::get_if<wire::SessionClosed>(&m)) {
     end_session(closed->session_id,
                 std::string("intermediate closed it: ") + wire::to_string(closed->code), false);
@@ -95,26 +121,55 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
     return;
   }
   uint64_t id = s.id();
-  auto peer = std::make_unique<io::QuicPeer>(
-      io_, nullptr, endpoint_.relay_transmit(id, options_.intermediate));
+  // In the endpoint's router: once the agent moves the session to a direct path, its packets
+  // arrive on our socket (RFC 9000 §9.3: the server follows the client's migration).
+  auto peer = std::make_unique<io::QuicPeer>(io_, &endpoint_.router(),
+                                             endpoint_.session_transmit(id, options_.intermediate));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
   s.set_quic(std::move(peer));
   s.quic()->attach(std::move(conn));
   s.quic()->receive(path, packet);
 }
 
+// Our reflexive address changed: every session checks again (RFC 8445 §9).
+void Connector::update_candidates() {
+  auto candidates = io::gather_candidates(endpoint_.socket(), control_.observed_address());
+  for (auto& [id, s] : sessions_)
+    s->paths()->set_local_candidates(candidates);
+}
+
+void Connector::on_stun(const Address& from, std::span<const uint8_t> datagram) {
+  std::vector<io::PathDriver*> drivers;
+  for (auto& [id, s] : sessions_)
+    drivers.push_back(s->paths());
+  switch (io::dispatch_stun(from, datagram, drivers)) {
+  case io::StunDispatch::Handled:
+    return;
+  case io::StunDispatch::Malformed:
+    counters_.stun_malformed++;
+    return;
+  case io::StunDispatch::Unauthenticated:
+    counters_.stun_unauthenticated++;
+    spdlog::debug("unauthenticated STUN from {} dropped", from.to_string());
+    return;
+  case io::StunDispatch::Unmatched:
+    counters_.stun_unmatched++;
+    return;
+  }
+}
+
 void Connector::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   spdlog::info("session {:016x} with agent '{}' ended: {}", id, it->second->agent(), why);
-  if (auto* q = it->second->quic(); q && !q->conn().finished())
-    q->close(0, "session closed");
+  if (auto* q = it->second->quic(); q && !q->conn().finished()) q->close(0, "session closed");
   if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
   sessions_.erase(it);
 }
 
 void Connector::end_all_sessions(const std::string& why) {
-  while (!sessions_.empty()) end_session(sessions_.begin()->first, why, false);
+  while (!sessions_.empty())
+    end_session(sessions_.begin()->first, why, false);
 }
 
 void Connector::sweep() {
@@ -124,7 +179,8 @@ void Connector::sweep() {
     if (!s->quic() && now - s->created() > kOfferTimeout) stale.push_back(id);
     s->expire_flows(now, kUdpFlowIdle);
   }
-  for (auto id : stale) end_session(id, "the agent never started the handshake", true);
+  for (auto id : stale)
+    end_session(id, "the agent never started the handshake", true);
   sweep_timer_.expires_after(std::chrono::seconds(1));
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep();
@@ -149,9 +205,20 @@ nlohmann::json Connector::status() const {
     j["services"].push_back({{"name", name}, {"proto", s.proto_name()}, {"backend", s.endpoint()}});
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
-    nlohmann::json js{{"session_id", fmt::format("{:016x}", id)}, {"agent", s->agent()}, {"path", "relay"},
-                      {"open_streams", s->open_streams()}, {"udp_flows", s->udp_flows()}};
-    if (auto* q = const_cast<BackendSession&>(*s).quic()) {
+    auto& session = const_cast<BackendSession&>(*s);
+    nlohmann::json js{{"session_id", fmt::format("{:016x}", id)},
+                      {"agent", s->agent()},
+                      {"path", "relay"},
+                      {"open_streams", s->open_streams()},
+                      {"udp_flows", s->udp_flows()}};
+    js["paths"] = io::path_status(session.paths()->manager());
+    if (auto* q = session.quic()) {
+      // The agent moves the session; we follow. The current QUIC path tells which one it is.
+      const auto current = q->conn().path();
+      const bool direct = !(current.local == relay_local_address());
+      js["path"] = direct ? "direct" : "relay";
+      js["paths"]["active"] = js["path"];
+      if (direct) js["paths"]["direct_remote"] = current.remote.to_string();
       auto st = q->conn().stats();
       js["state"] = q->conn().handshake_completed() ? "established" : "handshaking";
       js["rtt_ms"] = st.smoothed_rtt_ms;
@@ -173,6 +240,9 @@ nlohmann::json Connector::status() const {
                    {"sessions_wrong_agent", counters_.sessions_wrong_agent},
                    {"relay_frames_unexpected", counters_.relay_frames_unexpected},
                    {"junk_datagrams", e.junk_datagrams},
+                   {"stun_malformed", counters_.stun_malformed},
+                   {"stun_unauthenticated", counters_.stun_unauthenticated},
+                   {"stun_unmatched", counters_.stun_unmatched},
                    {"control_connects", control_.connects()}};
   return j;
 }

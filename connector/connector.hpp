@@ -34,6 +34,8 @@ private:
   void start_session(BackendSession& s, std::span<const uint8_t> initial_packet);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void end_all_sessions(const std::string& why);
+  void on_stun(const Address& from, std::span<const uint8_t> datagram);
+  void update_candidates();
   void sweep();
 
   boost::asio::io_context& io_;

@@ -2,8 +2,8 @@
 #include "connector.hpp"
 
 #include "io/daemon_cli.hpp"
-#include "wire/control_message.hpp"
 #include "io/status_command.hpp"
+#include "wire/control_message.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -18,7 +18,8 @@ void print_human(const nlohmann::json& j) {
             << "control: " << c.value("state", "?") << " to " << c.value("intermediate", "?")
             << ", seen as " << c.value("observed_address", "-") << ", rtt "
             << c.value("rtt_ms", 0.0) << " ms\n";
-  if (!c.value("last_error", "").empty()) std::cout << "  last error: " << c.value("last_error", "") << "\n";
+  if (!c.value("last_error", "").empty())
+    std::cout << "  last error: " << c.value("last_error", "") << "\n";
   std::cout << "\nservices:\n";
   for (auto& s : j["services"])
     std::cout << "  " << s.value("name", "?") << " -> " << s.value("proto", "?") << "://"
@@ -33,7 +34,8 @@ void print_human(const nlohmann::json& j) {
               << " udp flows\n";
   }
   std::cout << "\ncounters:\n";
-  for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
+  for (auto& [k, v] : j["counters"].items())
+    std::cout << "  " << k << " " << v << "\n";
 }
 
 } // namespace
@@ -59,20 +61,23 @@ int main(int argc, char** argv) {
   if (auto rc = ztna::io::parse_command_line(app, argc, argv)) return *rc;
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
 
-  return ztna::io::run_daemon("connector", log_level, status_socket, [&](boost::asio::io_context& io) {
-    auto t = ztna::io::resolve(target);
-    ztna::ConnectorOptions opts{t.listen, t.intermediate, t.intermediate_name, tls, {}};
-    for (auto& text : services) {
-      std::string error;
-      auto spec = ztna::parse_service_spec(text, error);
-      if (!spec) throw std::runtime_error("--service " + error);
-      for (auto& s : opts.services)
-        if (s.name == spec->name) throw std::runtime_error("--service: '" + s.name + "' given twice");
-      opts.services.push_back(*spec);
-    }
-    if (opts.services.size() > ztna::wire::kMaxServices)
-      throw std::runtime_error("--service: at most " + std::to_string(ztna::wire::kMaxServices) +
-                               " services per connector");
-    return std::make_unique<ztna::Connector>(io, opts);
-  });
+  return ztna::io::run_daemon(
+      "connector", log_level, status_socket, [&](boost::asio::io_context& io) {
+        auto t = ztna::io::resolve(target);
+        ztna::ConnectorOptions opts{t.listen, t.intermediate, t.intermediate_name, tls, {}};
+        for (auto& text : services) {
+          std::string error;
+          auto spec = ztna::parse_service_spec(text, error);
+          if (!spec) throw std::runtime_error("--service " + error);
+          for (auto& s : opts.services)
+            if (s.name == spec->name)
+              throw std::runtime_error("--service: '" + s.name + "' given twice");
+          opts.services.push_back(*spec);
+        }
+        if (opts.services.size() > ztna::wire::kMaxServices)
+          throw std::runtime_error("--service: at most " +
+                                   std::to_string(ztna::wire::kMaxServices) +
+                                   " services per connector");
+        return std::make_unique<ztna::Connector>(io, opts);
+      });
 }

@@ -1,4 +1,5 @@
-// parse_datagram on arbitrary DATAGRAM payloads; an accepted one must re-encode to the same bytes.
+// parse_datagram and parse_ping on arbitrary DATAGRAM payloads; an accepted one must re-encode
+// to the same bytes.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,10 @@
 using namespace ztna::wire;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (auto p = parse_ping(std::span<const uint8_t>(data, size))) {
+    const auto again = encode_ping(p->pong, p->id);
+    FUZZ_CHECK(again.size() == size && std::equal(again.begin(), again.end(), data));
+  }
   auto v = parse_datagram(std::span<const uint8_t>(data, size));
   if (!v) return 0;
   FUZZ_CHECK(is_valid_name(v->service));

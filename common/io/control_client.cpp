@@ -11,15 +11,21 @@ ControlClient::ControlClient(boost::asio::io_context& io, Endpoint& endpoint, Op
 
 const char* ControlClient::state_name() const {
   switch (state_) {
-  case State::Connecting: return "connecting";
-  case State::Connected: return "connected";
-  case State::Backoff: return "backoff";
-  case State::Stopped: return "stopped";
+  case State::Connecting:
+    return "connecting";
+  case State::Connected:
+    return "connected";
+  case State::Backoff:
+    return "backoff";
+  case State::Stopped:
+    return "stopped";
   }
   return "?";
 }
 
-void ControlClient::start() { connect(); }
+void ControlClient::start() {
+  connect();
+}
 
 void ControlClient::connect() {
   state_ = State::Connecting;
@@ -41,10 +47,9 @@ void ControlClient::connect() {
   }
   spdlog::info("control: connecting to {} ({})", options_.intermediate.to_string(),
                options_.server_name);
-  peer_ = std::make_unique<QuicPeer>(io_, &endpoint_.router(),
-                                     [this](const quic::Path& p, std::span<const uint8_t> pkt) {
-                                       endpoint_.transmit(p, pkt);
-                                     });
+  peer_ = std::make_unique<QuicPeer>(
+      io_, &endpoint_.router(),
+      [this](const quic::Path& p, std::span<const uint8_t> pkt) { endpoint_.transmit(p, pkt); });
   peer_->on_finished([this](const std::string& why) { on_lost(why); });
   peer_->attach(std::move(conn));
 }
@@ -68,9 +73,11 @@ void ControlClient::on_stream_data(int64_t stream_id, std::span<const uint8_t> d
   for (auto& m : messages) {
     if (auto* obs = std::get_if<wire::ObservedAddress>(&m)) {
       bool first = state_ != State::Connected;
-      if (!(obs->address == observed_))
-        spdlog::info("control: intermediate sees us as {}", obs->address.to_string());
+      const bool changed = !(obs->address == observed_);
+      if (changed) spdlog::info("control: intermediate sees us as {}", obs->address.to_string());
       observed_ = obs->address;
+      // A new reflexive address is a new candidate: the daemon restarts its checks.
+      if (!first && changed && listener_.message) listener_.message(m);
       if (first) {
         state_ = State::Connected;
         connects_++;
@@ -98,8 +105,8 @@ void ControlClient::on_lost(const std::string& why) {
   last_error_ = why;
   state_ = State::Backoff;
   auto delay = backoff_.next(static_cast<uint32_t>(rng_()));
-  spdlog::warn("control: {} {}; retrying in {} ms", was_connected ? "lost connection:" : "cannot connect:",
-               why, delay.count());
+  spdlog::warn("control: {} {}; retrying in {} ms",
+               was_connected ? "lost connection:" : "cannot connect:", why, delay.count());
   if (was_connected && listener_.lost) listener_.lost(why);
   retry_timer_.expires_after(delay);
   retry_timer_.async_wait([this](boost::system::error_code ec) {

@@ -63,7 +63,14 @@ int run_daemon(const std::string& name, const std::string& log_level,
     setup_logging(log_level, name);
     boost::asio::io_context io;
     auto daemon = make(io);
-    StatusServer status_server(io, status_socket, [&] { return daemon->status().dump(); });
+    StatusServer status_server(io, status_socket,
+                               [&](const std::string& request, StatusServer::Reply reply) {
+                                 if (request == "status") return reply(daemon->status().dump());
+                                 if constexpr (requires { daemon->request(request, reply); })
+                                   daemon->request(request, std::move(reply));
+                                 else
+                                   reply(R"({"error":"unknown request"})");
+                               });
     daemon->start();
     on_termination(io, [&](int sig) {
       spdlog::info("received signal {}, stopping", sig);

@@ -1,5 +1,6 @@
 #include "io/endpoint.hpp"
 
+#include "relay/relay_path.hpp"
 #include "wire/packet_class.hpp"
 #include "wire/relay_frame.hpp"
 
@@ -32,6 +33,7 @@ void Endpoint::on_datagram(const Address& from, std::span<const uint8_t> data) {
     return;
   case wire::PacketClass::Stun:
     counters_.stun_datagrams++;
+    if (stun_) stun_(from, data);
     return;
   case wire::PacketClass::Unknown:
     counters_.junk_datagrams++;
@@ -101,8 +103,12 @@ void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid&
   counters_.stateless_resets_sent++;
 }
 
-QuicPeer::Transmit Endpoint::relay_transmit(uint64_t session_id, const Address& intermediate) {
-  return [this, session_id, intermediate](const quic::Path&, std::span<const uint8_t> packet) {
+QuicPeer::Transmit Endpoint::session_transmit(uint64_t session_id, const Address& intermediate) {
+  return [this, session_id, intermediate](const quic::Path& path, std::span<const uint8_t> packet) {
+    if (!(path.local == relay_local_address())) {
+      socket_.send(path.remote, packet);
+      return;
+    }
     uint8_t header[wire::kRelayHeaderSize];
     wire::write_relay_header(session_id, header);
     socket_.send(intermediate, packet, header);

@@ -17,7 +17,7 @@ namespace ztna::io {
 
 struct EndpointCounters {
   uint64_t junk_datagrams = 0;     // first byte outside every known range, or unparseable
-  uint64_t stun_datagrams = 0;     // STUN is not used yet: counted and dropped
+  uint64_t stun_datagrams = 0;     // STUN datagrams received (handled by the daemon)
   uint64_t unknown_connection = 0; // QUIC for a connection ID we do not know
   uint64_t stateless_resets_sent = 0;
   uint64_t relay_frames_malformed = 0;
@@ -25,6 +25,7 @@ struct EndpointCounters {
 
 class Endpoint {
 public:
+  using StunHandler = std::function<void(const Address& from, std::span<const uint8_t> datagram)>;
   using RelayHandler = std::function<void(const Address& from, std::span<const uint8_t> datagram)>;
   // A long-header Initial for no known connection; only daemons with a server role set this.
   using AcceptHandler = std::function<void(const Address& from, std::span<const uint8_t> packet,
@@ -34,6 +35,9 @@ public:
   Endpoint(boost::asio::io_context& io, const Address& bind, std::array<uint8_t, 32> reset_secret);
   void start(RelayHandler relay, AcceptHandler accept = nullptr);
   void stop() { socket_.stop(); }
+  // STUN datagrams (connectivity checks, DESIGN D4) go here; without a handler they are counted
+  // and dropped.
+  void on_stun(StunHandler handler) { stun_ = std::move(handler); }
 
   UdpSocket& socket() { return socket_; }
   const UdpSocket& socket() const { return socket_; }
@@ -44,9 +48,11 @@ public:
   void transmit(const quic::Path& path, std::span<const uint8_t> packet) {
     socket_.send(path.remote, packet);
   }
-  // How a session's packets leave on the relay path (DESIGN D3): each QUIC packet wrapped in
-  // a relay frame for `session_id` and sent to the intermediate (docs/protocol.md §3).
-  QuicPeer::Transmit relay_transmit(uint64_t session_id, const Address& intermediate);
+  // How a session's packets leave (DESIGN D3): on the relay path (local address
+  // relay_local_address()) each QUIC packet is wrapped in a relay frame for `session_id` and
+  // sent to the intermediate (docs/protocol.md §3); on a direct path it goes straight to the
+  // path's remote address.
+  QuicPeer::Transmit session_transmit(uint64_t session_id, const Address& intermediate);
 
 private:
   void on_datagram(const Address& from, std::span<const uint8_t> data);
@@ -57,6 +63,7 @@ private:
   std::array<uint8_t, 32> reset_secret_;
   quic::CidRouter<QuicPeer> router_;
   RelayHandler relay_;
+  StunHandler stun_;
   AcceptHandler accept_;
   EndpointCounters counters_;
   RateLimiter reset_limiter_{100, 100};

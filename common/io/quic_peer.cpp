@@ -27,7 +27,8 @@ void QuicPeer::update_routes() {
 
 void QuicPeer::receive(const quic::Path& path, std::span<const uint8_t> packet) {
   if (!conn_) return;
-  conn_->read_packet(path, packet, now());
+  last_receive_path_ = mapper_ ? mapper_(path) : path;
+  conn_->read_packet(last_receive_path_, packet, now());
   schedule_flush();
 }
 

@@ -18,6 +18,9 @@ public:
   // How a packet leaves: straight out of the socket, or wrapped in a relay frame.
   using Transmit = std::function<void(const quic::Path&, std::span<const uint8_t>)>;
   using Finished = std::function<void(const std::string& why)>;
+  // Rewrites the path a packet arrived on into the path ngtcp2 knows it by: a session's direct
+  // paths have virtual local addresses of their own (DESIGN D3).
+  using PathMapper = std::function<quic::Path(const quic::Path& arrived)>;
 
   QuicPeer(boost::asio::io_context& io, quic::CidRouter<QuicPeer>* router, Transmit transmit);
   ~QuicPeer();
@@ -35,7 +38,10 @@ public:
   // connection has ended. The owner may destroy this peer from inside the callback.
   void on_finished(Finished f) { finished_ = std::move(f); }
 
+  void set_path_mapper(PathMapper mapper) { mapper_ = std::move(mapper); }
   void receive(const quic::Path& path, std::span<const uint8_t> packet);
+  // The path the latest packet arrived on (as ngtcp2 knows it).
+  const quic::Path& last_receive_path() const { return last_receive_path_; }
   // Coalesces: many calls in one loop iteration produce one write pass.
   void schedule_flush();
   void flush();
@@ -50,6 +56,8 @@ private:
   quic::CidRouter<QuicPeer>* router_;
   Transmit transmit_;
   Finished finished_;
+  PathMapper mapper_;
+  quic::Path last_receive_path_;
   std::unique_ptr<quic::Connection> conn_;
   std::string alias_;
   boost::asio::steady_timer timer_;

@@ -31,4 +31,19 @@ std::vector<uint8_t> encode_datagram(uint32_t flow_id, std::string_view service,
   return out;
 }
 
+std::optional<PingView> parse_ping(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kDatagramPingSize) return std::nullopt;
+  if (bytes[0] != kDatagramPingType && bytes[0] != kDatagramPongType) return std::nullopt;
+  ByteReader r(bytes.subspan(1));
+  return PingView{bytes[0] == kDatagramPongType, r.u64()};
+}
+
+std::vector<uint8_t> encode_ping(bool pong, uint64_t id) {
+  std::vector<uint8_t> out;
+  ByteWriter w(out);
+  w.u8(pong ? kDatagramPongType : kDatagramPingType);
+  w.u64(id);
+  return out;
+}
+
 } // namespace ztna::wire

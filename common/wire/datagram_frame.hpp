@@ -35,6 +35,20 @@ constexpr size_t datagram_overhead(std::string_view service) {
   return kDatagramFixedSize + service.size();
 }
 
+// Path probes for `ztna-agent ping` (like `tailscale ping`): the agent sends
+//   [u8 type = 0x02][u64 id]
+// and the connector echoes the same 9 bytes with type 0x03. A DATAGRAM frame goes out on the
+// session's current path, so the echo tells which path answers and its round-trip time.
+constexpr uint8_t kDatagramPingType = 0x02;
+constexpr uint8_t kDatagramPongType = 0x03;
+constexpr size_t kDatagramPingSize = 9;
+struct PingView {
+  bool pong;
+  uint64_t id;
+};
+std::optional<PingView> parse_ping(std::span<const uint8_t> bytes);
+std::vector<uint8_t> encode_ping(bool pong, uint64_t id);
+
 // Throws std::invalid_argument if service is not a valid name (text.hpp).
 std::vector<uint8_t> encode_datagram(uint32_t flow_id, std::string_view service,
                                      std::span<const uint8_t> payload);

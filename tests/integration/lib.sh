@@ -11,6 +11,8 @@
 #   ZTNA_DETACH=1     start processes without a parent-death signal, so they can outlive this shell
 #   ZTNA_KEEP=1       leave every started process (and the temp dir) in place at exit; set it only
 #                     once everything works (scripts/demo --keep does, together with ZTNA_DETACH)
+#   ZTNA_AGENT_PATHS  "relay" (default): agents run with --relay-only; "auto": they look for
+#                     direct paths (on loopback the reflexive 127.0.0.1 candidates connect)
 #   ZTNA_TIME_SCALE   multiply every deadline (default 1, or 4 for a sanitizer build)
 #
 # Process rules: every process is started through ztna_spawn, which records its PID. At exit the
@@ -544,6 +546,8 @@ ztna_start_peer() {
   ZTNA_ROLE[$name]=$role
   ZTNA_SOCK[$name]=$sock
   [[ -z ${ZTNA_LOG_LEVEL:-} ]] || set -- --log-level "$ZTNA_LOG_LEVEL" "$@"
+  # The loopback tests exercise the relay path unless a test asks for direct paths.
+  [[ $role != agent || ${ZTNA_AGENT_PATHS:-relay} != relay ]] || set -- --relay-only "$@"
   ztna_spawn "$name" 1 "$bin" run --intermediate "127.0.0.1:$ZTNA_INT_PORT" \
     --intermediate-name "$ZTNA_INTERMEDIATE_DNS" --ca "$ca" --cert "$cert" --key "$key" \
     --listen 127.0.0.1:0 --status-socket "$sock" "$@"

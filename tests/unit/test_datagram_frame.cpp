@@ -74,3 +74,16 @@ TEST_CASE("datagram: encoder refuses invalid names", "[datagram]") {
   CHECK_THROWS_AS(encode_datagram(1, "d n s", {}), std::invalid_argument);
   CHECK_THROWS_AS(encode_datagram(1, std::string(256, 'n'), {}), std::invalid_argument);
 }
+
+TEST_CASE("datagram: ping and pong", "[datagram]") {
+  CHECK(encode_ping(false, 0x0102030405060708ULL) == bytes({2, 1, 2, 3, 4, 5, 6, 7, 8}));
+  CHECK(encode_ping(true, 7) == bytes({3, 0, 0, 0, 0, 0, 0, 0, 7}));
+  auto p = parse_ping(bytes({3, 0, 0, 0, 0, 0, 0, 1, 0}));
+  REQUIRE(p);
+  CHECK(p->pong);
+  CHECK(p->id == 256);
+  CHECK_FALSE(parse_ping(bytes({2, 0, 0, 0, 0, 0, 0, 0})));       // short
+  CHECK_FALSE(parse_ping(bytes({2, 0, 0, 0, 0, 0, 0, 0, 0, 0}))); // long
+  CHECK_FALSE(parse_ping(bytes({1, 0, 0, 0, 0, 0, 0, 0, 0})));    // a UDP datagram
+  CHECK_FALSE(parse_datagram(encode_ping(false, 1)));
+}
