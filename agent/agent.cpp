@@ -364,6 +364,8 @@ void Agent::sweep() {
       ++it;
     }
   }
+  // A new interface (or a lost one) changes our host candidates: look every 5 s.
+  if (++sweeps_ % 20 == 0) update_candidates();
   sweep_timer_.expires_after(std::chrono::milliseconds(250));
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep();

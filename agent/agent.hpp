@@ -100,6 +100,7 @@ private:
   std::map<uint32_t, UdpFlow> flows_;
   std::map<uint64_t, Ping> pings_;
   uint64_t next_ping_id_ = 1;
+  uint64_t sweeps_ = 0;
   std::map<std::pair<LocalListener*, std::string>, uint32_t> flow_of_client_;
   uint32_t next_request_id_ = 1;
   uint32_t next_flow_id_ = 1;

@@ -181,6 +181,8 @@ void Connector::sweep() {
   }
   for (auto id : stale)
     end_session(id, "the agent never started the handshake", true);
+  // A new interface (or a lost one) changes our host candidates: look every 5 s.
+  if (++sweeps_ % 5 == 0) update_candidates();
   sweep_timer_.expires_after(std::chrono::seconds(1));
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep();

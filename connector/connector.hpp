@@ -47,6 +47,7 @@ private:
   std::map<uint64_t, std::unique_ptr<BackendSession>> sessions_;
   ConnectorCounters counters_;
   boost::asio::steady_timer sweep_timer_;
+  uint64_t sweeps_ = 0;
 };
 
 } // namespace ztna
