@@ -49,7 +49,9 @@ struct PathManagerConfig {
   bool controlling = false; // the agent: nominates and migrates
   uint64_t session_id = 0;
   std::function<void(std::span<uint8_t>)> random; // required
-  CheckListConfig checks;                         // `controlling` and `random` are set here
+  // Six transmissions (50 ms doubling): a round fails after 3.15 s and the agent retries with
+  // backoff, so a lost check costs little and a doomed round ends soon.
+  CheckListConfig checks{.max_transmissions = 6}; // `controlling` and `random` are set here
   ConsentConfig consent;                          // `random` is set here
   std::chrono::milliseconds retry_initial{1000};  // upgrade retries after a failure...
   std::chrono::milliseconds retry_max{8000};      // ...double up to this
