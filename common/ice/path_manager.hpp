@@ -51,7 +51,11 @@ struct PathManagerConfig {
   std::function<void(std::span<uint8_t>)> random; // required
   // Six transmissions (50 ms doubling): a round fails after 3.15 s and the agent retries with
   // backoff, so a lost check costs little and a doomed round ends soon.
-  CheckListConfig checks{.max_transmissions = 6}; // `controlling` and `random` are set here
+  CheckListConfig checks = [] {
+    CheckListConfig c;
+    c.max_transmissions = 6;
+    return c;
+  }(); // `controlling` and `random` are set here
   ConsentConfig consent;                          // `random` is set here
   std::chrono::milliseconds retry_initial{1000};  // upgrade retries after a failure...
   std::chrono::milliseconds retry_max{8000};      // ...double up to this
