@@ -30,8 +30,16 @@ std::vector<std::string> expand_config_file(int argc, char** argv) {
   std::vector<std::string> extra;
   for (auto& item : items) {
     std::string flag = "--" + item.name;
-    if (std::find(out.begin(), out.end(), flag) != out.end()) continue; // the command line wins
+    // The command line wins, as "--name value" or "--name=value".
+    if (std::any_of(out.begin(), out.end(),
+                    [&](const std::string& a) { return a == flag || a.rfind(flag + "=", 0) == 0; }))
+      continue;
     for (auto& value : item.inputs) {
+      // A switch such as relay-only: "true" sets it, "false" leaves it off.
+      if (value == "true" || value == "false") {
+        if (value == "true") extra.push_back(flag);
+        continue;
+      }
       extra.push_back(flag);
       extra.push_back(value);
     }

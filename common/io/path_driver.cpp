@@ -81,8 +81,8 @@ void PathDriver::send_candidates(const wire::Candidates& m) {
 }
 
 void PathDriver::use_direct(const Address& remote, const std::string& why) {
-  spdlog::info("session {:016x}: path relay -> direct {}: {}", session_id_, remote.to_string(),
-               why);
+  spdlog::info("session {:016x}: path {} -> direct {}: {}", session_id_,
+               ice::to_string(manager_.active()), remote.to_string(), why);
   if (hooks_.use_direct) hooks_.use_direct(remote);
 }
 
