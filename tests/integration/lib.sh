@@ -56,9 +56,6 @@ declare -A ZTNA_STRICT=()   # pid -> 1 if it must exit 0 on SIGTERM
 declare -A ZTNA_RC=()       # pid -> exit status once reaped
 declare -A ZTNA_ROLE=()     # daemon name -> intermediate|connector|agent
 declare -A ZTNA_SOCK=()     # daemon name -> status socket
-# Functions run at exit after every started process has been stopped, in order (e.g. the NAT
-# lab's teardown, which must wait until no process is left inside its namespaces).
-declare -a ZTNA_EXIT_HOOKS=()
 
 # ---------------------------------------------------------------------------------------------
 # Logging, failure, time
@@ -300,10 +297,6 @@ ztna_cleanup() {
     fi
   fi
   ztna_stop_all || { ((rc != 0)) || rc=1; }
-  local hook
-  for hook in "${ZTNA_EXIT_HOOKS[@]}"; do
-    "$hook" || { ((rc != 0)) || rc=1; }
-  done
   local reports
   reports=$(ztna_sanitizer_reports)
   if [[ -n $reports ]]; then
