@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# The NAT lab's self-test: the routers behave as configured, measured RFC 4787 style with
+# tests/natlab/natprobe.py against a reflector on two addresses x two ports, and the lab leaves
+# nothing behind. No daemon involved. Needs root; it fails (never skips) if the lab cannot be set up.
+#
+# Per router (every mapping x filtering, with the firewall on (hairpin off) and off (hairpin on)):
+#   mapping    one socket asks A1:P1, A1:P2, A2:P1 which mapping they see
+#   filtering  a fresh socket talks to A1:P1, which then sends from A1:P2 and from A2:P2
+#   trap       a fresh socket talks to A1:P1; A2:P2 sends to that mapping unsolicited; then the
+#              socket talks to A2:P2: with the firewall off the unsolicited packet has claimed the
+#              tuple (a conntrack entry to the router itself), so an eim router must pick another
+#              port; with it on nothing is claimed
+#   hairpin    h1 sends to the router's public mapping of h2
+#   same LAN   h1 sends to h2's LAN address: no NAT in between
+# Then double NAT (CGNAT), a public peer, natlab_block/unblock, natlab_flush_conntrack, the
+# topology helpers with their setup/teardown time, cleanup after an induced failure (in a
+# subshell, and in a separate process without lib.sh), after SIGKILL (natlab_cleanup_stale), and
+# that the root namespace is untouched.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+# shellcheck source=../natlab/natlab.sh
+source "$ZTNA_REPO/tests/natlab/natlab.sh"
+
+A1=203.0.113.20
+A2=203.0.113.21
+P1=3478
+P2=3479
+INTER=203.0.113.10
+PEER=203.0.113.30
+
+root_state() {
+  {
+    ip -o link show | awk -F': ' '{ print $2 }' | sort
+    ip -o addr show | awk '{ print $2, $3, $4 }' | sort
+    ip route show table all | sort
+    nft list ruleset
+    ip netns list | awk '{ print $1 }' | grep "^zl$$-" || true
+  } 2>&1
+}
+
+ztna_setup --no-binaries
+root_before=$(root_state)
+natlab_init
+probe=("$NATLAB_PYTHON" "$NATLAB_PROBE")
+
+# ---------------------------------------------------------------------------------------------
+# The lab
+
+t0=$(ztna_now_ms)
+natlab_public_host intermediate "$INTER"
+natlab_public_host refl "$A1" "$A2"
+natlab_public_host peer "$PEER"
+routers=()
+for fw in on off; do
+  hp=off
+  [[ $fw == off ]] && hp=on
+  for m in eim adm apdm; do
+    for f in eif adf apdf; do
+      r=$m-$f-fw$fw
+      natlab_router "$r" --mapping "$m" --filtering "$f" --firewall "$fw" --hairpin "$hp"
+      natlab_host "$r-h1" "$r"
+      natlab_host "$r-h2" "$r"
+      routers+=("$r")
+    done
+  done
+done
+natlab_router cgnat --cgnat --mapping eim --filtering apdf
+natlab_router home --upstream cgnat --mapping eim --filtering apdf
+natlab_host dn-h1 home
+t1=$(ztna_now_ms)
+ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 2 routers) set up in $((t1 - t0)) ms"
+
+# spawn_reflect NAME HOST [reflect args...]: a reflector in HOST's namespace; waits until ready.
+spawn_reflect() {
+  local name=$1 host=$2
+  shift 2
+  local ready=$ZTNA_TMP/run/$name.ready
+  ztna_spawn "$name" 0 ip netns exec "$(natlab_ns "$host")" "${probe[@]}" reflect --ready "$ready" "$@"
+  ztna_wait_for 10 "$name ready" test -s "$ready"
+}
+
+spawn_reflect reflector refl "$A1:$P1" "$A1:$P2" "$A2:$P1" "$A2:$P2"
+spawn_reflect inter-refl intermediate "$INTER:$P1"
+spawn_reflect peer-refl peer "$PEER:$P1"
+
+# Every h2 serves on its own socket, after learning its mapping from A1:P1 (for hairpinning).
+for r in "${routers[@]}"; do
+  ztna_spawn "$r-h2" 0 ip netns exec "$(natlab_ns "$r-h2")" "${probe[@]}" reflect \
+    --learn "$A1:$P1" --mapped "$ZTNA_TMP/run/$r-h2.mapped" --ready "$ZTNA_TMP/run/$r-h2.ready" \
+    0.0.0.0:0
+done
+for r in "${routers[@]}"; do
+  ztna_wait_for 10 "$r-h2 learnt its mapping" test -s "$ZTNA_TMP/run/$r-h2.ready"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Measure every router at once: one probe process per router, steps in order.
+
+# wait_exit PID TIMEOUT_S DESCRIPTION: wait for a short-lived process and reap it (ztna_wait_for
+# would treat its exit as a failure).
+wait_exit() {
+  local pid=$1 deadline
+  deadline=$(($(ztna_now_ms) + $(ztna_secs "$2") * 1000))
+  while ztna_alive "$pid"; do
+    (($(ztna_now_ms) < deadline)) || ztna_fail "timed out after ${2}s waiting for: $3"
+    sleep 0.05
+  done
+  ztna_reap "$pid"
+}
+
+declare -A probe_pid=()
+for r in "${routers[@]}"; do
+  h2_map=$(<"$ZTNA_TMP/run/$r-h2.mapped")
+  h2_port=$(awk -F: '{ print $2 }' "$ZTNA_TMP/run/$r-h2.ready")
+  h2_lan=$(natlab_addr "$r-h2"):$h2_port
+  hairpin_timeout=2
+  [[ $r == *-fwon ]] && hairpin_timeout=0.5 # hairpin off: an observation window
+  ztna_spawn "probe-$r" 0 ip netns exec "$(natlab_ns "$r-h1")" "${probe[@]}" probe --window 0.3 \
+    obs "$A1:$P1" obs "$A1:$P2" obs "$A2:$P1" \
+    new obs "$A1:$P1" poke "$A1:$P1" 1 poke "$A1:$P1" 3 \
+    new obs "$A1:$P1" poke "$A1:$P1" 3 obs "$A2:$P2" \
+    new obs "$h2_lan" \
+    new obs "$A1:$P1" poke "$A1:$P1" 1 obs "$A1:$P2" \
+    new timeout "$hairpin_timeout" obs "$h2_map"
+  probe_pid[$r]=$ZTNA_LAST_PID
+done
+for r in "${routers[@]}"; do
+  wait_exit "${probe_pid[$r]}" 30 "probe of $r finished"
+  [[ ${ZTNA_RC[${probe_pid[$r]}]} == 0 ]] ||
+    ztna_fail "probe of $r failed: $(cat "$(ztna_logfile "probe-$r")")"
+done
+
+port_of() { echo "${1##*:}"; }
+
+rows=()
+bad=0
+check() { # check ROUTER WHAT WANT GOT
+  if [[ $3 != "$4" ]]; then
+    ztna_log "MISMATCH $1: $2 should be '$3', measured '$4'"
+    bad=1
+  fi
+}
+
+for r in "${routers[@]}"; do
+  read -r m f fw hp <<<"$(natlab_router_opts "$r")"
+  wan=$(natlab_public_addr "$r")
+  log=$(ztna_logfile "probe-$r")
+  mapfile -t L <"$log"
+  # 0 local, 1-3 obs | 4 local, 5 obs, 6-7 poke | 8 local, 9 obs, 10 poke, 11 obs | 12 local,
+  # 13 obs | 14 local, 15 obs, 16 poke, 17 obs | 18 local, 19 obs
+  ((${#L[@]} == 20)) || ztna_fail "probe of $r: unexpected output: $(cat "$log")"
+  read -r _ local1 <<<"${L[0]}"
+  e1=$(awk '{ print $3 }' <<<"${L[1]}")
+  e2=$(awk '{ print $3 }' <<<"${L[2]}")
+  e3=$(awk '{ print $3 }' <<<"${L[3]}")
+  for e in "$e1" "$e2" "$e3"; do
+    [[ $e == "$wan":* ]] || ztna_fail "$r: the reflector saw '$e', not the router's WAN $wan"
+  done
+  if [[ $e1 == "$e2" && $e1 == "$e3" ]]; then
+    mm=eim
+  elif [[ $e1 == "$e2" ]]; then
+    mm=adm
+  elif [[ $e1 != "$e3" ]]; then
+    mm=apdm
+  else
+    mm="? ($e1 $e2 $e3)"
+  fi
+  kept=no
+  [[ $(port_of "$e1") == "$(port_of "$local1")" ]] && kept=yes
+  check "$r" mapping "$m" "$mm"
+  [[ $m != eim ]] || check "$r" "port preservation" yes "$kept"
+
+  got_port=$(awk '{ print $5 }' <<<"${L[6]}")
+  got_addr=$(awk '{ print $5 }' <<<"${L[7]}")
+  if [[ $got_addr == got && $got_port == got ]]; then
+    fm=eif
+  elif [[ $got_port == got && $got_addr == none ]]; then
+    fm=adf
+  elif [[ $got_port == none && $got_addr == none ]]; then
+    fm=apdf
+  else
+    fm="? (port $got_port, addr $got_addr)"
+  fi
+  check "$r" filtering "$f" "$fm"
+
+  # Trap: E = mapping seen by A1:P1, the unsolicited packet came from A2:P2, then E' toward A2:P2.
+  te=$(awk '{ print $4 }' <<<"${L[10]}")
+  te2=$(awk '{ print $3 }' <<<"${L[11]}")
+  tgot=$(awk '{ print $5 }' <<<"${L[10]}")
+  [[ $te == "$wan":* && $te2 == "$wan":* ]] || ztna_fail "$r: trap probe got '$te' / '$te2'"
+  # Conntrack entries for A2:P2 -> WAN:E that ended at the router itself (reply source = WAN).
+  claimed=$(natlab_conntrack "$r" -p udp --orig-src "$A2" --sport "$P2" --dport "$(port_of "$te")" \
+    --reply-src "$wan" | grep -c . || true)
+  if [[ $tgot == got ]]; then
+    trap_m="forwarded"
+  elif ((claimed > 0)); then
+    trap_m="claimed"
+  else
+    trap_m="dropped"
+  fi
+  if [[ $te == "$te2" ]]; then
+    trap_m+=", port kept"
+  else
+    trap_m+=", port $(port_of "$te")->$(port_of "$te2")"
+  fi
+  want_trap=dropped
+  [[ $fw == off ]] && want_trap=claimed
+  [[ $f == eif ]] && want_trap=forwarded
+  check "$r" "unsolicited inbound" "$want_trap" "${trap_m%%,*}"
+  if [[ $m == eim ]]; then
+    if [[ $want_trap == claimed ]]; then
+      [[ $te != "$te2" ]] || check "$r" "eim port after the trap" "a new port" "$te2"
+    else
+      check "$r" "eim port without the trap" "$te" "$te2"
+    fi
+  fi
+
+  # The same from another port of the same address: eim and adm must leave a claimed tuple.
+  se=$(awk '{ print $4 }' <<<"${L[16]}")
+  se2=$(awk '{ print $3 }' <<<"${L[17]}")
+  [[ $se == "$wan":* && $se2 == "$wan":* ]] || ztna_fail "$r: same-address trap probe got '$se' / '$se2'"
+  if [[ $se == "$se2" ]]; then
+    strap="kept"
+  else
+    strap="$(port_of "$se")->$(port_of "$se2")"
+  fi
+  if [[ $m != apdm ]]; then
+    if [[ $f == apdf && $fw == off ]]; then
+      [[ $se != "$se2" ]] || check "$r" "port toward A1:P2 after its unsolicited packet" "a new port" "$se2"
+    else
+      check "$r" "port toward A1:P2 after its packet" "$se" "$se2"
+    fi
+  fi
+
+  lan_seen=$(awk '{ print $3 }' <<<"${L[13]}")
+  lan_seen=${lan_seen%:*}
+  check "$r" "same-LAN source" "$(natlab_addr "$r-h1")" "$lan_seen"
+
+  hp_seen=$(awk '{ print $3 }' <<<"${L[19]}")
+  if [[ $hp_seen == none ]]; then
+    hm=off
+  elif [[ $hp_seen == "$wan":* ]]; then
+    hm=on
+  else
+    hm="? ($hp_seen)"
+  fi
+  check "$r" hairpin "$hp" "$hm"
+  read -r _ local5 <<<"${L[18]}"
+  [[ $hm != on || $m != eim ]] || check "$r" "hairpinned source port" "$(port_of "$local5")" "$(port_of "$hp_seen")"
+
+  rows+=("$(printf '%-16s %-5s %-5s %-4s %-5s %-5s %-4s %-26s %-12s %-8s %-s' "$r" "$m" "$mm" \
+    "$kept" "$f" "$fm" "$fw" "$trap_m" "$strap" "$hm" "$([[ $lan_seen == "$(natlab_addr "$r-h1")" ]] && echo direct || echo "$lan_seen")")")
+done
+
+# ---------------------------------------------------------------------------------------------
+# Double NAT, public peer, block/unblock, flush
+
+out=$(natlab_exec dn-h1 "${probe[@]}" probe obs "$A1:$P1" obs "$A2:$P1" new obs "$A1:$P1" poke "$A1:$P1" 1)
+mapfile -t L <<<"$out"
+dn_ext=$(natlab_external_addr dn-h1)
+dn_home=$(natlab_public_addr home)
+[[ $dn_ext == "$(natlab_public_addr cgnat)" ]] || ztna_fail "external address of dn-h1 is $dn_ext"
+IFS=. read -r o1 o2 _ <<<"$dn_home"
+((o1 == 100 && o2 >= 64 && o2 < 128)) || ztna_fail "home router's WAN $dn_home is not in 100.64.0.0/10"
+dn1=$(awk '{ print $3 }' <<<"${L[1]}")
+dn2=$(awk '{ print $3 }' <<<"${L[2]}")
+dnp=$(awk '{ print $5 }' <<<"${L[5]}")
+[[ $dn1 == "$dn_ext":* ]] || ztna_fail "double NAT: the reflector saw $dn1, expected the CGNAT's $dn_ext"
+[[ $dn1 == "$dn2" ]] || ztna_fail "double NAT of two eim routers is not eim: $dn1 vs $dn2"
+[[ $dnp == none ]] || ztna_fail "double NAT of two apdf routers let a packet from another port in"
+ztna_log "double NAT: home WAN $dn_home behind CGNAT $dn_ext; reflector saw $dn1 from both addresses"
+
+r=eim-eif-fwon
+out=$(natlab_exec "$r-h1" "${probe[@]}" probe obs "$PEER:$P1")
+seen=$(awk 'NR == 2 { print $3 }' <<<"$out")
+[[ $seen == "$(natlab_public_addr "$r")":* ]] || ztna_fail "public peer saw $seen"
+out=$(natlab_exec peer "${probe[@]}" probe --bind "$PEER:0" obs "$A1:$P1")
+seen=$(awk 'NR == 2 { print $3 }' <<<"$out")
+[[ $seen == "$PEER":* ]] || ztna_fail "the public peer is seen as $seen"
+ztna_log "public peer: reaches and is reached without NAT ($seen)"
+
+h2_lan=$(natlab_addr "$r-h2"):$(awk -F: '{ print $2 }' "$ZTNA_TMP/run/$r-h2.ready")
+natlab_block "$r"
+out=$(natlab_exec "$r-h1" "${probe[@]}" probe --timeout 0.5 obs "$INTER:$P1" obs "$A1:$P1" obs "$h2_lan")
+mapfile -t L <<<"$out"
+[[ $(awk '{ print $3 }' <<<"${L[1]}") == "$(natlab_public_addr "$r")":* ]] ||
+  ztna_fail "blocked router cut the intermediate: ${L[1]}"
+[[ $(awk '{ print $3 }' <<<"${L[2]}") == none ]] || ztna_fail "blocked router let ${L[2]} through"
+[[ $(awk '{ print $3 }' <<<"${L[3]}") == none ]] || ztna_fail "blocked router let the LAN ${L[3]} through"
+natlab_unblock "$r"
+out=$(natlab_exec "$r-h1" "${probe[@]}" probe obs "$A1:$P1" obs "$h2_lan")
+mapfile -t L <<<"$out"
+[[ $(awk '{ print $3 }' <<<"${L[1]}") != none && $(awk '{ print $3 }' <<<"${L[2]}") != none ]] ||
+  ztna_fail "unblocked router still blocks: $out"
+ztna_log "natlab_block: intermediate kept, reflector and LAN cut; natlab_unblock: all back"
+
+maps=$(natlab_mappings "$r")
+[[ $maps == *" : "* ]] || ztna_fail "no mappings recorded on $r: $maps"
+[[ -n $(natlab_conntrack "$r") ]] || ztna_fail "no conntrack entries on $r"
+natlab_flush_conntrack "$r"
+maps=$(natlab_mappings "$r")
+[[ $maps != *elements* ]] || ztna_fail "mappings left after the flush on $r: $maps"
+n=$(natlab_conntrack "$r" | grep -c . || true)
+((n == 0)) || ztna_fail "$n conntrack entries left after the flush on $r"
+ztna_log "natlab_flush_conntrack: mappings and conntrack empty"
+
+# ---------------------------------------------------------------------------------------------
+# Teardown of the big lab, then the topology helpers with timings
+
+ztna_stop_all || ztna_fail "a probe process did not stop cleanly"
+t0=$(ztna_now_ms)
+natlab_down
+ztna_log "lab removed in $(($(ztna_now_ms) - t0)) ms"
+[[ -z $(natlab__list_ns "$NATLAB_PREFIX") ]] || ztna_fail "namespaces left after natlab_down"
+
+# topo_check: every peer reaches the intermediate, which sees its external address.
+topo_check() {
+  local name=$1 p seen
+  spawn_reflect "inter-$name" intermediate "$INTER:$P1"
+  for p in a b; do
+    seen=$(natlab_exec "$p" "${probe[@]}" probe obs "$INTER:$P1" | awk 'NR == 2 { print $3 }')
+    [[ $seen == "$(natlab_external_addr "$p")":* ]] ||
+      ztna_fail "$name: the intermediate saw $p as '$seen', expected $(natlab_external_addr "$p")"
+  done
+  ztna_stop "inter-$name"
+}
+
+timings=()
+for i in 1 2 3; do
+  t0=$(ztna_now_ms)
+  natlab_topo_two_nats --mapping apdm --filtering apdf -- --mapping eim --filtering eif
+  t1=$(ztna_now_ms)
+  ((i > 1)) || topo_check two-nats
+  t2=$(ztna_now_ms)
+  natlab_down
+  t3=$(ztna_now_ms)
+  timings+=("setup $((t1 - t0)) ms, teardown $((t3 - t2)) ms")
+done
+natlab_topo_same_lan --mapping adm --filtering adf
+topo_check same-lan
+natlab_down
+natlab_topo_public_peer --mapping apdm --filtering apdf --firewall off
+topo_check public-peer
+natlab_down
+natlab_topo_double_nat --mapping eim --filtering apdf -- --mapping apdm --filtering apdf
+[[ $(natlab_external_addr a) == "$(natlab_public_addr cgnat)" ]] || ztna_fail "double NAT: a is not behind cgnat"
+topo_check double-nat
+natlab_down
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup on failure, and of dead runs
+
+# A subshell that fails half-way (set -e): its EXIT trap removes its lab.
+pfile=$ZTNA_TMP/run/subshell.prefix
+# (errexit is ignored inside a subshell that is part of "||", so run it as a plain command.)
+set +e
+(
+  set -e
+  natlab_init
+  echo "$NATLAB_PREFIX" >"$pfile"
+  natlab_topo_two_nats
+  false
+  echo "not reached" >&2
+) 2>>"$ZTNA_TMP/logs/failing-subshell.log"
+rc=$?
+set -e
+grep -q "not reached" "$ZTNA_TMP/logs/failing-subshell.log" && ztna_fail "the subshell went on after false"
+((rc != 0)) || ztna_fail "the failing subshell succeeded"
+sub_prefix=$(<"$pfile")
+[[ $sub_prefix != "$NATLAB_PREFIX" ]] || ztna_fail "the subshell reused the parent's prefix"
+[[ -z $(natlab__list_ns "$sub_prefix") ]] || ztna_fail "the failing subshell left $(natlab__list_ns "$sub_prefix")"
+ztna_log "failing subshell (exit $rc): its lab ($sub_prefix*) was removed by its trap"
+
+# A separate bash process using natlab.sh alone, failing after its own EXIT trap was set.
+pfile=$ZTNA_TMP/run/child.prefix
+rc=0
+bash -c 'source "$1"; trap "echo own trap ran >&2" EXIT; natlab_init; echo "$NATLAB_PREFIX" >"$2"
+  natlab_topo_double_nat; false' _ "$ZTNA_REPO/tests/natlab/natlab.sh" "$pfile" \
+  2>>"$ZTNA_TMP/logs/failing-child.log" || rc=$?
+((rc != 0)) || ztna_fail "the failing child succeeded"
+child_prefix=$(<"$pfile")
+[[ -z $(natlab__list_ns "$child_prefix") ]] || ztna_fail "the failing child left $(natlab__list_ns "$child_prefix")"
+grep -q "own trap ran" "$ZTNA_TMP/logs/failing-child.log" || ztna_fail "natlab did not chain the child's own EXIT trap"
+ztna_log "failing child without lib.sh (exit $rc): its lab ($child_prefix*) removed, its own trap ran too"
+
+# A run killed with SIGKILL leaves its namespaces; natlab_cleanup_stale removes them.
+pfile=$ZTNA_TMP/run/killed.prefix
+ztna_spawn killed-run 0 bash -c 'source "$1"; NATLAB_NO_TRAP=1; natlab_init; natlab_topo_two_nats
+  echo "$NATLAB_PREFIX" >"$2.tmp"; mv "$2.tmp" "$2"; exec sleep 60' _ \
+  "$ZTNA_REPO/tests/natlab/natlab.sh" "$pfile"
+kpid=$ZTNA_LAST_PID
+ztna_wait_for 10 "the run to be killed has built its lab" test -s "$pfile"
+killed_prefix=$(<"$pfile")
+[[ $killed_prefix == "zl$kpid-" ]] || ztna_fail "unexpected prefix $killed_prefix for pid $kpid"
+kill -KILL "$kpid"
+wait_exit "$kpid" 10 "the killed run is gone"
+n=$(natlab__list_ns "$killed_prefix" | grep -c . || true)
+((n > 0)) || ztna_fail "the killed run left nothing to clean (test is wrong)"
+natlab_cleanup_stale
+[[ -z $(natlab__list_ns "$killed_prefix") ]] || ztna_fail "natlab_cleanup_stale left $(natlab__list_ns "$killed_prefix")"
+ztna_log "SIGKILLed run: natlab_cleanup_stale removed its $n namespaces"
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+root_after=$(root_state)
+if [[ $root_before != "$root_after" ]]; then
+  diff <(echo "$root_before") <(echo "$root_after") >&2 || true
+  ztna_fail "the root namespace changed"
+fi
+[[ -z $(natlab__list_ns "$NATLAB_PREFIX") ]] || ztna_fail "namespaces with prefix $NATLAB_PREFIX remain"
+
+{
+  echo
+  echo "Measured NAT behaviour (reflector $A1/$A2 x $P1/$P2; configured -> measured):"
+  printf '%-16s %-5s %-5s %-4s %-5s %-5s %-4s %-26s %-12s %-8s %-s\n' router map meas kept filt \
+    meas fw "A2:P2 -> E, then to A2:P2" "A1:P2 -> E.." hairpin same-LAN
+  printf '%s\n' "${rows[@]}"
+  echo "double NAT: host behind home (WAN $dn_home) behind cgnat: seen as $dn1"
+  for i in "${!timings[@]}"; do
+    echo "two-NAT topology (6 namespaces) run $((i + 1)): ${timings[$i]}"
+  done
+  echo
+} >&2
+
+((bad == 0)) || ztna_fail "the lab does not behave as configured (see MISMATCH lines)"
+ztna_pass

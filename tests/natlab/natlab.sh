@@ -1,0 +1,888 @@
+# shellcheck shell=bash
+# The NAT lab: NAT topologies built from network namespaces, veth pairs and nftables, on one
+# machine, for the integration tests, scripts/bench-p2p and scripts/demo. Source it (after
+# tests/integration/lib.sh if you use that), then call natlab_init. Needs root. IPv4 only: IPv6 is
+# disabled in every lab namespace (no link-local addresses, no DAD, no router solicitations).
+#
+# Layout
+#   internet   namespace "<prefix>internet" with bridge br0: the segment 203.0.113.0/24
+#              (TEST-NET-3). Public hosts and the WAN side of the first-level routers plug in here.
+#   public     a host namespace on the internet segment (eth0), e.g. the intermediate at
+#              203.0.113.10 or a public peer. No default route: the lab is all there is.
+#   router     a namespace with "wan" (an address on its upstream segment: 203.0.113.101... on
+#              the internet, or an address on another router's LAN for double NAT, default route
+#              via that router) and bridge "lan" (10.<n>.0.1/24 by default, 100.64.<n>.1/24 with
+#              --cgnat). Forwarding on, redirects off, rp_filter off, br_netfilter calls off.
+#   host       a namespace with eth0 on a router's LAN (<lan>.10, .11...), default route via it.
+#              Hosts on one LAN reach each other directly through the bridge.
+# No lab device or rule ever exists in the root namespace: veth pairs are created with both ends
+# inside lab namespaces. Namespace names are "zl<pid>-<name>" (pid of the shell that called
+# natlab_init), so parallel runs never collide and natlab_cleanup_stale can tell a dead run's
+# leftovers from a live one's.
+#
+# API (every NAME is [A-Za-z0-9][A-Za-z0-9_-]*)
+#   natlab_init                   check root and tools (fails loudly), remove dead runs' leftovers,
+#                                 pick the prefix, install the EXIT trap (see "Exit" below)
+#   natlab_internet               the internet namespace and its bridge (created on demand)
+#   natlab_public_host NAME [IP...]  a host on the internet segment; the first IP is its address
+#                                 (default: the next free 203.0.113.30+); the host named
+#                                 "intermediate" defines the address natlab_block keeps
+#   natlab_router NAME [--mapping eim|adm|apdm] [--filtering eif|adf|apdf] [--firewall on|off]
+#                 [--hairpin on|off] [--upstream ROUTER] [--cgnat] [--lan A.B.C.0/24] [--wan IP]
+#                 [--udp-timeout S]
+#                                 a NAT router (defaults: eim, apdf, firewall on, hairpin on;
+#                                 upstream: the internet). --cgnat puts its LAN in 100.64.0.0/10.
+#                                 --udp-timeout sets conntrack's UDP timeouts (unreplied and
+#                                 stream) and the lifetime of idle mappings (default: kernel's
+#                                 30 s / 120 s, mappings 120 s)
+#   natlab_host NAME ROUTER       a LAN host behind ROUTER (any number per router)
+#   natlab_ns NAME                prints the namespace name (for ip netns exec / ztna_spawn)
+#   natlab_exec NAME CMD...       runs CMD in NAME's namespace (ip netns exec)
+#   natlab_addr NAME              a host's LAN address, a public host's address, a router's
+#                                 LAN-side address
+#   natlab_public_addr ROUTER     the router's WAN address
+#   natlab_external_addr NAME     the address the internet sees for NAME (the outermost router's
+#                                 WAN address; a public host's own address)
+#   natlab_router_of HOST         the router HOST sits behind
+#   natlab_router_opts ROUTER     prints "MAPPING FILTERING FIREWALL HAIRPIN", e.g. "eim apdf on off"
+#   natlab_block ROUTER [IP...]   drop forwarded (routed or bridged) UDP through ROUTER except
+#                                 to/from the IPs (default: the intermediate's address)
+#   natlab_unblock ROUTER         undo natlab_block
+#   natlab_flush_conntrack ROUTER forget every NAT mapping of ROUTER (conntrack -F and the
+#                                 mapping/filtering tables)
+#   natlab_mappings ROUTER        prints ROUTER's endpoint mappings (external port -> internal)
+#   natlab_conntrack ROUTER [ARGS...]  conntrack -L ARGS inside ROUTER's namespace
+#   natlab_down                   remove every namespace of this run (idempotent)
+#   natlab_cleanup_stale          remove namespaces of runs whose shell is gone
+# Topologies (the intermediate is the public host "intermediate" at 203.0.113.10; peers are "a"
+# and "b"; router options as for natlab_router):
+#   natlab_topo_same_lan [OPTS]              a and b behind r1
+#   natlab_topo_public_peer [OPTS]           a behind r1, b public (203.0.113.30)
+#   natlab_topo_two_nats [OPTS] [-- OPTS2]   a behind r1, b behind r2 (r2 takes OPTS2, else OPTS)
+#   natlab_topo_double_nat [OPTS] [-- CGNAT_OPTS] [-- OPTS2]
+#                                            a behind r1 behind the CGNAT router "cgnat", b behind
+#                                            r2 (on the internet; OPTS2, else OPTS)
+#
+# Router behaviour (UDP; other protocols get the plain Linux NAT of the chosen mapping)
+#   mapping eim   snat to WAN: Linux keeps the source port whenever that tuple is free, so one
+#                 internal endpoint keeps one external port for every destination.
+#           adm   the first flow from an internal endpoint to a remote address gets a random port
+#                 (snat fully-random); later flows to the same address (any port) reuse it through
+#                 the dynamic map @adm (internal addr . port . remote addr -> external port).
+#           apdm  snat fully-random: a new random port for every new remote address:port.
+#   filtering     every packet sent out of wan records its mapping in dynamic maps (a filter chain
+#                 in postrouting after srcnat, from the conntrack tuples):
+#                 @mapping (external port -> internal endpoint), @adf (external port . remote
+#                 address -> internal endpoint). Inbound packets that open a new conntrack entry
+#                 are DNATed in prerouting:
+#           eif   by @mapping: anyone may send to a mapped port.
+#           adf   by @adf: only addresses the internal endpoint has sent to.
+#           apdf  not at all: only replies matching a conntrack entry get in.
+#   firewall on   inbound from wan that is neither a reply nor DNATed by the filtering above is
+#                 dropped before conntrack confirms it (input and forward hooks).
+#            off  such packets reach the router's own stack (ICMP port unreachable), and their
+#                 conntrack entry claims the tuple: a later outbound flow to that remote endpoint
+#                 cannot keep its port and Linux picks another one (the trap in DESIGN D9). For
+#                 eim that is Linux's own choice. adm reuses ports with a fixed-port snat, which
+#                 would drop instead, so the remote endpoints of such packets are kept in the set
+#                 @claimed (as long as conntrack keeps the unreplied entry) and a new flow to one
+#                 of them gets a random port instead of the remembered one.
+#   hairpin  on   a LAN host sending to WAN:port reaches the internal endpoint mapped to that
+#                 port (@mapping, whatever the filtering), with its source translated to the
+#                 router's WAN address (eim: the sender's preserved port; adm/apdm: a random one).
+#            off  such packets are dropped.
+#   Mappings in the dynamic maps live as long as packets keep leaving through them (refreshed by
+#   every outbound packet), up to the mapping lifetime after the last one.
+#
+# Limits (what this does not model faithfully)
+#   - eim is Linux port preservation: two LAN hosts using the same source port toward different
+#     destinations share one external port (port overloading). @mapping keeps the first owner
+#     (nft cannot overwrite a map element from the packet path), so eif inbound and hairpinned
+#     packets for that port reach only that host. A port reassigned after its conntrack entries
+#     expired may likewise point to its old owner until the old map element times out.
+#   - apdm ports are random; real symmetric NATs often allocate sequentially (port prediction
+#     is not possible here).
+#   - adm: two internal endpoints whose random ports coincide toward the same remote endpoint
+#     (about 1 in 64000) collide and the later flow is dropped.
+#   - Hairpinned packets are filtered endpoint-independently whatever --filtering says; with
+#     adm/apdm each hairpinned flow gets a random port rather than the sender's mapping.
+#   - Only UDP gets the configured filtering; TCP and ICMP are NATed by the chosen mapping and
+#     filtered by conntrack alone.
+#   - Mapping lifetime: the nft maps live 120 s (or --udp-timeout) after the last outbound
+#     packet, conntrack 30 s unreplied / 120 s otherwise; an eif/adf mapping can thus outlive a
+#     conntrack entry that Linux would already have reused.
+#   - No delay, loss or rate limits (the kernel has no netem).
+#
+# Exit. natlab_init installs an EXIT trap that runs natlab_down and then whatever EXIT trap was
+# there before (and INT/TERM/HUP traps that exit, unless some are set already). If lib.sh is in
+# use (ztna_setup called before or after natlab_init), the trap first stops every process lib.sh
+# started (ztna_stop_all, so daemons inside lab namespaces exit before their namespaces go), then
+# removes the lab, then runs lib.sh's ztna_cleanup with the right exit status (a daemon that did
+# not exit 0 still fails the test). Each natlab_* call that creates something re-installs the
+# chain if another trap replaced it (so call ztna_setup before the last natlab_* call that
+# builds something). Callers with their own trap may simply call natlab_down from it. NATLAB_NO_TRAP=1: install nothing. Subshells: a subshell
+# that calls natlab_init gets a lab (and prefix) of its own, removed when it exits; the parent's
+# lab is left alone, and building calls for the parent's lab fail there.
+# natlab_down never kills processes: it reports any still inside a lab namespace (that namespace
+# then lives on, unreachable, until they exit). Run processes in the lab with
+# `ip netns exec "$(natlab_ns NAME)" CMD` (ztna_spawn records the right PID: ip execs CMD).
+#
+# Environment: NATLAB_VERBOSE=1 logs every step; NATLAB_PYTHON (default: ZTNA_PYTHON, else
+# /usr/bin/python3, else python3) for natprobe.py.
+
+set -euo pipefail
+
+if [[ -z ${NATLAB_LOADED:-} ]]; then
+  NATLAB_LOADED=1
+  NATLAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  NATLAB_PYTHON=${NATLAB_PYTHON:-${ZTNA_PYTHON:-python3}}
+  [[ -n ${ZTNA_PYTHON:-} || ! -x /usr/bin/python3 ]] || NATLAB_PYTHON=/usr/bin/python3
+  NATLAB_PROBE=$NATLAB_DIR/natprobe.py
+  NATLAB_NETNS_DIR=/run/netns
+  NATLAB_INET_PREFIX=203.0.113
+  NATLAB_INTERMEDIATE_IP=203.0.113.10
+  NATLAB_PREFIX=""
+  NATLAB_OWNER=""                 # BASHPID of the shell that ran natlab_init
+  NATLAB_GOT_IP=""
+  NATLAB_PREV_EXIT=""
+  NATLAB_TRAP_OWNER=""
+  NATLAB_SEQ=0
+  NATLAB_NROUTERS=0
+  declare -ga NATLAB_NSS=()       # namespaces created, in order
+  declare -gA NATLAB_KIND=()      # name -> internet|public|router|host
+  declare -gA NATLAB_IP=()        # name -> address (public: first; host: LAN; router: LAN side)
+  declare -gA NATLAB_WAN=()       # router -> WAN address
+  declare -gA NATLAB_LAN=()       # router -> LAN prefix "A.B.C"
+  declare -gA NATLAB_UP=()        # router|host -> upstream router, or "internet"
+  declare -gA NATLAB_NEXT=()      # router -> next host number on its LAN
+  declare -gA NATLAB_OPTS=()      # router -> "mapping filtering firewall hairpin"
+  declare -gA NATLAB_USED_IP=()   # internet addresses taken
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Logging and failure
+
+natlab__log() {
+  if declare -F ztna_log >/dev/null; then
+    ztna_log "natlab: $*"
+  else
+    printf '[%s natlab] %s\n' "$(date +%H:%M:%S.%3N)" "$*" >&2
+  fi
+}
+
+natlab__vlog() {
+  [[ -z ${NATLAB_VERBOSE:-} ]] || natlab__log "$@"
+}
+
+natlab__fail() {
+  if declare -F ztna_fail >/dev/null; then
+    ztna_fail "natlab: $*"
+  fi
+  natlab__log "FAIL: $*"
+  exit 1
+}
+
+natlab__now_ms() {
+  local t=${EPOCHREALTIME//[.,]/}
+  echo $((t / 1000))
+}
+
+# natlab__run DESCRIPTION CMD...: run CMD; on failure show its output and fail.
+natlab__run() {
+  local desc=$1 out
+  shift
+  if ! out=$("$@" 2>&1); then
+    natlab__fail "$desc failed: $* -> ${out:-no output}"
+  fi
+}
+
+# natlab__ip NS DESCRIPTION <<< "batch": ip -n NS -batch -, failing on the first error.
+natlab__ip() {
+  local ns=$1 desc=$2 out
+  if ! out=$(ip -n "$ns" -batch - 2>&1); then
+    natlab__fail "$desc failed in $ns: ${out:-no output}"
+  fi
+}
+
+# natlab__nsx NS CMD...: CMD in NS's network namespace only (lighter than ip netns exec).
+natlab__nsx() {
+  local ns=$1
+  shift
+  nsenter --net="$NATLAB_NETNS_DIR/$ns" -- "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Init, traps, teardown
+
+natlab_init() {
+  ((EUID == 0)) || natlab__fail "the NAT lab needs root (network namespaces, nftables)"
+  local t missing=()
+  for t in ip nft conntrack nsenter sysctl find "$NATLAB_PYTHON"; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  ((${#missing[@]} == 0)) ||
+    natlab__fail "missing tools: ${missing[*]} (run scripts/install-deps)"
+  [[ -f $NATLAB_PROBE ]] || natlab__fail "missing $NATLAB_PROBE"
+  if [[ $NATLAB_OWNER == "$BASHPID" ]]; then
+    natlab_down
+  elif [[ -n $NATLAB_OWNER ]]; then
+    # A subshell inherited its parent's lab: that one stays the parent's; start afresh.
+    natlab__reset
+    NATLAB_PREV_EXIT=""
+    NATLAB_TRAP_OWNER=""
+  fi
+  NATLAB_OWNER=$BASHPID
+  NATLAB_PREFIX=zl${BASHPID}-
+  natlab_cleanup_stale
+  # A namespace with our prefix can only be a dead run's whose pid was reused.
+  local -a old
+  mapfile -t old < <(natlab__list_ns "$NATLAB_PREFIX")
+  natlab__del_ns "${old[@]}"
+  natlab__install_trap
+  natlab__vlog "prefix $NATLAB_PREFIX"
+}
+
+# natlab__list_ns PREFIX: lab namespaces whose name starts with PREFIX.
+natlab__list_ns() {
+  local p=$1 name
+  [[ -d $NATLAB_NETNS_DIR ]] || return 0
+  for name in "$NATLAB_NETNS_DIR"/"$p"*; do
+    [[ -e $name ]] && echo "${name##*/}"
+  done
+  return 0
+}
+
+# natlab__del_ns NS...: delete namespaces (one ip process for all).
+natlab__del_ns() {
+  (($#)) || return 0
+  local ns out
+  out=$(for ns in "$@"; do echo "netns del $ns"; done | ip -force -batch - 2>&1) ||
+    natlab__log "ip netns del reported: $out"
+  return 0
+}
+
+natlab_cleanup_stale() {
+  local ns pid stale=()
+  while read -r ns; do
+    [[ $ns =~ ^zl([0-9]+)- ]] || continue
+    pid=${BASH_REMATCH[1]}
+    [[ -d /proc/$pid ]] || stale+=("$ns")
+  done < <(natlab__list_ns zl)
+  ((${#stale[@]})) || return 0
+  natlab__log "removing ${#stale[@]} namespaces left by dead runs: ${stale[*]}"
+  natlab__del_ns "${stale[@]}"
+}
+
+natlab__install_trap() {
+  [[ -z ${NATLAB_NO_TRAP:-} ]] || return 0
+  [[ $NATLAB_OWNER == "$BASHPID" ]] || return 0
+  local cur
+  cur=$(trap -p EXIT)
+  [[ $cur == "trap -- 'natlab__on_exit' EXIT" && $NATLAB_TRAP_OWNER == "$BASHPID" ]] && return 0
+  NATLAB_PREV_EXIT=""
+  # In a subshell, trap -p shows the parent's traps, which do not run here: chain nothing.
+  if [[ -n $cur && $cur != "trap -- 'natlab__on_exit' EXIT" && $BASHPID == "$$" ]]; then
+    local -a parts
+    eval "parts=($cur)"
+    NATLAB_PREV_EXIT=${parts[2]}
+  fi
+  NATLAB_TRAP_OWNER=$BASHPID
+  trap natlab__on_exit EXIT
+  # Without lib.sh nothing turns signals into an exit (which runs the EXIT trap): do it here.
+  [[ -n $(trap -p INT) ]] || trap 'exit 130' INT
+  [[ -n $(trap -p TERM) ]] || trap 'exit 143' TERM
+  [[ -n $(trap -p HUP) ]] || trap 'exit 129' HUP
+}
+
+natlab__on_exit() {
+  local rc=$?
+  trap - EXIT
+  set +e
+  if [[ $NATLAB_OWNER != "$BASHPID" ]]; then
+    :
+  elif [[ -n ${ZTNA_KEEP:-} ]] && ((rc == 0)); then
+    natlab__log "leaving the lab up (ZTNA_KEEP): namespaces ${NATLAB_PREFIX}*"
+  else
+    # Daemons started through lib.sh may live in lab namespaces: stop them first.
+    if declare -F ztna_stop_all >/dev/null && [[ $BASHPID == "$$" ]]; then
+      ztna_stop_all || { ((rc != 0)) || rc=1; }
+    fi
+    natlab_down || { ((rc != 0)) || rc=1; }
+  fi
+  if [[ -n $NATLAB_PREV_EXIT ]]; then
+    (exit "$rc")
+    eval "$NATLAB_PREV_EXIT"
+  fi
+  exit "$rc"
+}
+
+natlab__reset() {
+  NATLAB_NSS=()
+  NATLAB_KIND=()
+  NATLAB_IP=()
+  NATLAB_WAN=()
+  NATLAB_LAN=()
+  NATLAB_UP=()
+  NATLAB_NEXT=()
+  NATLAB_OPTS=()
+  NATLAB_USED_IP=()
+  NATLAB_SEQ=0
+  NATLAB_NROUTERS=0
+}
+
+# natlab_down: remove every namespace of this run. Returns non-zero if one is left.
+natlab_down() {
+  [[ -n $NATLAB_PREFIX ]] || return 0
+  if [[ $NATLAB_OWNER != "$BASHPID" ]]; then
+    natlab__log "natlab_down ignored: this lab belongs to the shell that ran natlab_init (pid $NATLAB_OWNER), not to this subshell"
+    return 1
+  fi
+  local t0 left procs=() nsino=()
+  t0=$(natlab__now_ms)
+  local -a mine
+  mapfile -t mine < <(natlab__list_ns "$NATLAB_PREFIX")
+  if ((${#mine[@]})); then
+    # Processes still inside a lab namespace keep it alive after the delete: report them.
+    mapfile -t nsino < <(cd "$NATLAB_NETNS_DIR" && stat -L -c '%i' "${mine[@]}" 2>/dev/null)
+    if ((${#nsino[@]})); then
+      local pat
+      pat=$(printf 'net:\\[%s\\]|' "${nsino[@]}")
+      mapfile -t procs < <(find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/net' \
+        -printf '%l %h\n' 2>/dev/null | grep -E "^(${pat%|}) " | awk '{ sub("/proc/", "", $2); sub("/ns", "", $2); print $2 }')
+      ((${#procs[@]} == 0)) ||
+        natlab__log "processes still in lab namespaces (not killed; their namespaces outlive the lab until they exit): ${procs[*]}"
+    fi
+    natlab__del_ns "${mine[@]}"
+  fi
+  natlab__reset
+  left=$(natlab__list_ns "$NATLAB_PREFIX")
+  if [[ -n $left ]]; then
+    natlab__log "could not remove: $left"
+    return 1
+  fi
+  ((${#mine[@]} == 0)) || natlab__vlog "removed ${#mine[@]} namespaces in $(($(natlab__now_ms) - t0)) ms"
+  return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+
+natlab__need_init() {
+  [[ -n $NATLAB_PREFIX ]] || natlab__fail "call natlab_init first"
+  [[ $NATLAB_OWNER == "$BASHPID" ]] ||
+    natlab__fail "natlab_* calls that build the lab must run in the shell that ran natlab_init, not in a subshell or \$(...)"
+  natlab__install_trap
+}
+
+natlab__check_name() {
+  [[ $1 =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] || natlab__fail "bad name '$1'"
+  [[ -z ${NATLAB_KIND[$1]:-} ]] || natlab__fail "'$1' exists already"
+}
+
+natlab__kind() {
+  local k=${NATLAB_KIND[$1]:-}
+  [[ -n $k ]] || natlab__fail "no lab node named '$1'"
+  echo "$k"
+}
+
+natlab__need_kind() {
+  local k
+  k=$(natlab__kind "$1")
+  [[ " ${*:2} " == *" $k "* ]] || natlab__fail "'$1' is a $k, expected: ${*:2}"
+}
+
+# natlab__new_ns NAME KIND: create and register the namespace, set its sysctls (before any
+# device exists, so the defaults apply to all of them).
+natlab__new_ns() {
+  local name=$1 kind=$2 ns=$NATLAB_PREFIX$1
+  natlab__run "ip netns add $ns" ip netns add "$ns"
+  NATLAB_NSS+=("$ns")
+  NATLAB_KIND[$name]=$kind
+  local -a s=(
+    net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.default.accept_redirects=0
+    net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0
+    net.bridge.bridge-nf-call-arptables=0
+  )
+  if [[ $kind == router ]]; then
+    s+=(net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0
+      net.ipv4.conf.default.send_redirects=0)
+  fi
+  natlab__run "sysctls in $ns" natlab__nsx "$ns" sysctl -q -e -w "${s[@]}"
+}
+
+natlab__ns_of() {
+  natlab__kind "$1" >/dev/null
+  echo "$NATLAB_PREFIX$1"
+}
+
+natlab_internet() {
+  natlab__need_init
+  [[ -z ${NATLAB_KIND[internet]:-} ]] || return 0
+  natlab__new_ns internet internet
+  natlab__ip "${NATLAB_PREFIX}internet" "internet bridge" <<EOF
+link set lo up
+link add br0 type bridge stp_state 0 forward_delay 0
+link set br0 up
+EOF
+}
+
+# natlab__attach NAME UPSTREAM IFNAME: veth from NAME's namespace (IFNAME) to UPSTREAM's segment
+# (the internet's br0, or a router's lan bridge).
+natlab__attach() {
+  local name=$1 up=$2 ifname=$3 upns br=lan
+  [[ $up == internet ]] && br=br0
+  upns=$NATLAB_PREFIX$up
+  NATLAB_SEQ=$((NATLAB_SEQ + 1))
+  local port=v$NATLAB_SEQ
+  natlab__ip "$upns" "veth $name/$ifname" <<EOF
+link add $port type veth peer name $ifname netns $NATLAB_PREFIX$name
+link set $port master $br up
+EOF
+}
+
+# natlab__free_inet_ip FIRST: the first free internet address from .FIRST up.
+natlab__free_inet_ip() {
+  local n=$1
+  while ((n < 255)); do
+    if [[ -z ${NATLAB_USED_IP[$NATLAB_INET_PREFIX.$n]:-} ]]; then
+      echo "$NATLAB_INET_PREFIX.$n"
+      return 0
+    fi
+    n=$((n + 1))
+  done
+  natlab__fail "no free address left on $NATLAB_INET_PREFIX.0/24"
+}
+
+natlab__check_ip() {
+  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] ||
+    natlab__fail "bad IPv4 address '$1'"
+}
+
+natlab_public_host() {
+  natlab__need_init
+  local name=$1 ip
+  shift
+  natlab__check_name "$name"
+  natlab_internet
+  local -a ips=("$@")
+  ((${#ips[@]})) || ips=("$(natlab__free_inet_ip 30)")
+  for ip in "${ips[@]}"; do
+    natlab__check_ip "$ip"
+    [[ $ip == "$NATLAB_INET_PREFIX".* ]] || natlab__fail "$ip is not on $NATLAB_INET_PREFIX.0/24"
+    [[ -z ${NATLAB_USED_IP[$ip]:-} ]] || natlab__fail "$ip is taken"
+  done
+  natlab__new_ns "$name" public
+  natlab__attach "$name" internet eth0
+  local batch="link set lo up"$'\n'
+  for ip in "${ips[@]}"; do
+    batch+="addr add $ip/24 dev eth0"$'\n'
+    NATLAB_USED_IP[$ip]=1
+  done
+  batch+="link set eth0 up"
+  natlab__ip "$NATLAB_PREFIX$name" "public host $name" <<<"$batch"
+  NATLAB_IP[$name]=${ips[0]}
+  NATLAB_UP[$name]=internet
+  [[ $name != intermediate ]] || NATLAB_INTERMEDIATE_IP=${ips[0]}
+  natlab__vlog "public host $name ${ips[*]}"
+}
+
+natlab_router() {
+  natlab__need_init
+  local name=$1
+  shift
+  natlab__check_name "$name"
+  local mapping=eim filtering=apdf firewall=on hairpin=on up=internet lan="" wan="" cgnat=0
+  local udp_timeout=""
+  while (($#)); do
+    case $1 in
+    --mapping) mapping=${2:-} ;;
+    --filtering) filtering=${2:-} ;;
+    --firewall) firewall=${2:-} ;;
+    --hairpin) hairpin=${2:-} ;;
+    --upstream) up=${2:-} ;;
+    --lan) lan=${2:-} ;;
+    --wan) wan=${2:-} ;;
+    --udp-timeout) udp_timeout=${2:-} ;;
+    --cgnat)
+      cgnat=1
+      shift
+      continue
+      ;;
+    *) natlab__fail "natlab_router $name: unknown option '$1'" ;;
+    esac
+    (($# >= 2)) || natlab__fail "natlab_router $name: $1 needs a value"
+    shift 2
+  done
+  [[ $mapping =~ ^(eim|adm|apdm)$ ]] || natlab__fail "router $name: --mapping eim|adm|apdm, not '$mapping'"
+  [[ $filtering =~ ^(eif|adf|apdf)$ ]] || natlab__fail "router $name: --filtering eif|adf|apdf, not '$filtering'"
+  [[ $firewall =~ ^(on|off)$ ]] || natlab__fail "router $name: --firewall on|off, not '$firewall'"
+  [[ $hairpin =~ ^(on|off)$ ]] || natlab__fail "router $name: --hairpin on|off, not '$hairpin'"
+  [[ -z $udp_timeout || $udp_timeout =~ ^[1-9][0-9]*$ ]] || natlab__fail "router $name: bad --udp-timeout"
+  [[ $up == internet ]] || natlab__need_kind "$up" router
+  NATLAB_NROUTERS=$((NATLAB_NROUTERS + 1))
+  local n=$NATLAB_NROUTERS
+  if [[ -z $lan ]]; then
+    lan=10.$n.0
+    ((cgnat == 0)) || lan=100.64.$n
+  else
+    [[ $lan =~ ^([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.0/24$ ]] ||
+      natlab__fail "router $name: --lan must look like A.B.C.0/24"
+    lan=${BASH_REMATCH[1]}
+  fi
+  local gw=""
+  if [[ $up == internet ]]; then
+    natlab_internet
+    [[ -n $wan ]] || wan=$(natlab__free_inet_ip 101)
+    natlab__check_ip "$wan"
+    [[ $wan == "$NATLAB_INET_PREFIX".* ]] || natlab__fail "$wan is not on $NATLAB_INET_PREFIX.0/24"
+    [[ -z ${NATLAB_USED_IP[$wan]:-} ]] || natlab__fail "$wan is taken"
+    NATLAB_USED_IP[$wan]=1
+  else
+    [[ -z $wan ]] || natlab__fail "router $name: --wan only for routers on the internet"
+    natlab__next_lan_ip "$up"
+    wan=$NATLAB_GOT_IP
+    gw=${NATLAB_IP[$up]}
+  fi
+  natlab__new_ns "$name" router
+  local ns=$NATLAB_PREFIX$name
+  natlab__attach "$name" "$up" wan
+  natlab__ip "$ns" "router $name" <<EOF
+link set lo up
+link add lan type bridge stp_state 0 forward_delay 0
+addr add $lan.1/24 dev lan
+link set lan up
+addr add $wan/24 dev wan
+link set wan up
+${gw:+route add default via $gw dev wan onlink}
+EOF
+  NATLAB_IP[$name]=$lan.1
+  NATLAB_WAN[$name]=$wan
+  NATLAB_LAN[$name]=$lan
+  NATLAB_UP[$name]=$up
+  NATLAB_NEXT[$name]=10
+  NATLAB_OPTS[$name]="$mapping $filtering $firewall $hairpin"
+  local mt=120 ct=30
+  if [[ -n $udp_timeout ]]; then
+    mt=$udp_timeout
+    ct=$udp_timeout
+    natlab__run "conntrack timeouts in $ns" natlab__nsx "$ns" sysctl -q -w \
+      "net.netfilter.nf_conntrack_udp_timeout=$udp_timeout" \
+      "net.netfilter.nf_conntrack_udp_timeout_stream=$udp_timeout"
+  fi
+  local rules
+  rules=$(natlab__ruleset "$wan" "$mapping" "$filtering" "$firewall" "$hairpin" "$mt" "$ct")
+  local out
+  if ! out=$(natlab__nsx "$ns" nft -f - 2>&1 <<<"$rules"); then
+    natlab__fail "nftables ruleset for router $name rejected: $out"$'\n'"$rules"
+  fi
+  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin"
+}
+
+# natlab__next_lan_ip ROUTER: sets NATLAB_GOT_IP to the next free address on ROUTER's LAN
+# (not printed: it must run in the calling shell to advance the counter).
+natlab__next_lan_ip() {
+  local r=$1 k
+  k=${NATLAB_NEXT[$r]}
+  ((k < 255)) || natlab__fail "router $r: LAN full"
+  NATLAB_NEXT[$r]=$((k + 1))
+  NATLAB_GOT_IP=${NATLAB_LAN[$r]}.$k
+}
+
+# natlab__ruleset WAN MAPPING FILTERING FIREWALL HAIRPIN MAP_TIMEOUT CT_TIMEOUT: one router's
+# nftables.
+natlab__ruleset() {
+  local wan=$1 mapping=$2 filtering=$3 firewall=$4 hairpin=$5 mt=$6 ct=$7
+  local rnd=""
+  [[ $mapping == eim ]] || rnd=" fully-random"
+  cat <<EOF
+table ip natlab {
+  # External port -> internal endpoint, for every mapping (eif filtering, hairpinning).
+  map mapping {
+    type inet_service : ipv4_addr . inet_service
+    flags dynamic,timeout
+    timeout ${mt}s
+  }
+  # External port . remote address -> internal endpoint (adf filtering).
+  map adf {
+    type inet_service . ipv4_addr : ipv4_addr . inet_service
+    flags dynamic,timeout
+    timeout ${mt}s
+  }
+  # Internal endpoint . remote address -> external port (adm mapping).
+  map adm {
+    type ipv4_addr . inet_service . ipv4_addr : inet_service
+    flags dynamic,timeout
+    timeout ${mt}s
+  }
+  # Remote endpoints whose unsolicited packets reached the router itself (firewall off), for as
+  # long as conntrack keeps their unreplied entries.
+  set claimed {
+    type ipv4_addr . inet_service
+    flags dynamic,timeout
+    timeout ${ct}s
+  }
+  chain dstnat {
+    type nat hook prerouting priority dstnat; policy accept;
+EOF
+  case $filtering in
+  eif) echo "    iifname \"wan\" meta l4proto udp dnat ip to udp dport map @mapping" ;;
+  adf) echo "    iifname \"wan\" meta l4proto udp dnat ip to udp dport . ip saddr map @adf" ;;
+  esac
+  [[ $hairpin == off ]] ||
+    echo "    iifname \"lan\" ip daddr $wan meta l4proto udp dnat ip to udp dport map @mapping"
+  cat <<EOF
+  }
+  chain srcnat {
+    type nat hook postrouting priority srcnat; policy accept;
+EOF
+  [[ $hairpin == off ]] ||
+    echo "    iifname \"lan\" oifname \"lan\" ct status dnat snat ip to $wan$rnd"
+  case $mapping in
+  eim) echo "    oifname \"wan\" snat ip to $wan" ;;
+  adm)
+    # Linux moves a flow whose tuple an unsolicited packet has claimed to another port; the
+    # fixed-port snat below cannot, so such flows get a random port here.
+    [[ $firewall == on ]] ||
+      echo "    oifname \"wan\" meta l4proto udp ip daddr . udp dport @claimed snat ip to $wan fully-random"
+    echo "    oifname \"wan\" meta l4proto udp snat ip to $wan : ip saddr . udp sport . ip daddr map @adm"
+    echo "    oifname \"wan\" snat ip to $wan fully-random"
+    ;;
+  apdm) echo "    oifname \"wan\" snat ip to $wan fully-random" ;;
+  esac
+  cat <<EOF
+  }
+  # After srcnat: the packet carries its external port, conntrack knows the internal endpoint.
+  # ("meta l4proto udp" in each rule gives nft the context to type ct proto-src.)
+  chain track {
+    type filter hook postrouting priority srcnat + 10; policy accept;
+    oifname != "wan" return
+    meta l4proto udp ct direction original update @mapping { udp sport : ct original ip saddr . ct original proto-src }
+    meta l4proto udp ct direction reply update @mapping { udp sport : ct reply ip saddr . ct reply proto-src }
+EOF
+  if [[ $filtering == adf ]]; then
+    echo "    meta l4proto udp ct direction original update @adf { udp sport . ip daddr : ct original ip saddr . ct original proto-src }"
+    echo "    meta l4proto udp ct direction reply update @adf { udp sport . ip daddr : ct reply ip saddr . ct reply proto-src }"
+  fi
+  [[ $mapping != adm ]] ||
+    echo "    meta l4proto udp ct direction original update @adm { ct original ip saddr . ct original proto-src . ip daddr : udp sport }"
+  cat <<EOF
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+EOF
+  [[ $hairpin == on ]] || echo "    iifname \"lan\" ip daddr $wan meta l4proto udp drop"
+  if [[ $firewall == on ]]; then
+    echo "    iifname \"wan\" ct state established,related accept"
+    echo "    iifname \"wan\" drop"
+  else
+    echo "    iifname \"wan\" meta l4proto udp ct state new update @claimed { ip saddr . udp sport }"
+  fi
+  cat <<EOF
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+EOF
+  if [[ $firewall == on ]]; then
+    echo "    iifname \"wan\" ct state established,related accept"
+    echo "    iifname \"wan\" ct status dnat accept"
+    echo "    iifname \"wan\" drop"
+  fi
+  cat <<EOF
+  }
+  # natlab_block fills it.
+  chain block {
+    type filter hook forward priority filter - 10; policy accept;
+  }
+}
+table bridge natlab {
+  chain block {
+    type filter hook forward priority filter; policy accept;
+  }
+}
+EOF
+}
+
+natlab_host() {
+  natlab__need_init
+  local name=$1 r=${2:-}
+  natlab__check_name "$name"
+  natlab__need_kind "$r" router
+  local ip
+  natlab__next_lan_ip "$r"
+  ip=$NATLAB_GOT_IP
+  natlab__new_ns "$name" host
+  natlab__attach "$name" "$r" eth0
+  natlab__ip "$NATLAB_PREFIX$name" "host $name" <<EOF
+link set lo up
+addr add $ip/24 dev eth0
+link set eth0 up
+route add default via ${NATLAB_IP[$r]} dev eth0 onlink
+EOF
+  NATLAB_IP[$name]=$ip
+  NATLAB_UP[$name]=$r
+  natlab__vlog "host $name $ip behind $r"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Queries and run-time control
+
+natlab_ns() {
+  natlab__ns_of "$1"
+}
+
+natlab_exec() {
+  local ns
+  ns=$(natlab__ns_of "$1")
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+natlab_addr() {
+  natlab__kind "$1" >/dev/null
+  [[ -n ${NATLAB_IP[$1]:-} ]] || natlab__fail "'$1' has no address"
+  echo "${NATLAB_IP[$1]}"
+}
+
+natlab_public_addr() {
+  natlab__need_kind "$1" router
+  echo "${NATLAB_WAN[$1]}"
+}
+
+natlab_router_of() {
+  natlab__need_kind "$1" host router
+  echo "${NATLAB_UP[$1]}"
+}
+
+natlab_router_opts() {
+  natlab__need_kind "$1" router
+  echo "${NATLAB_OPTS[$1]}"
+}
+
+natlab_external_addr() {
+  local n=$1 k
+  k=$(natlab__kind "$n")
+  [[ $k != internet ]] || natlab__fail "the internet namespace has no address"
+  [[ $k != public ]] || { echo "${NATLAB_IP[$n]}"; return 0; }
+  [[ $k == router ]] || n=${NATLAB_UP[$n]}
+  while [[ ${NATLAB_UP[$n]} != internet ]]; do
+    n=${NATLAB_UP[$n]}
+  done
+  echo "${NATLAB_WAN[$n]}"
+}
+
+natlab_block() {
+  natlab__need_kind "$1" router
+  local r=$1 ns=$NATLAB_PREFIX$1
+  shift
+  local -a keep=("$@")
+  ((${#keep[@]})) || keep=("$NATLAB_INTERMEDIATE_IP")
+  local ip set
+  for ip in "${keep[@]}"; do natlab__check_ip "$ip"; done
+  set=$(IFS=,; echo "${keep[*]}")
+  natlab__run "natlab_block $r" natlab__nsx "$ns" nft -f - <<EOF
+flush chain ip natlab block
+add rule ip natlab block meta l4proto udp ip saddr != { $set } ip daddr != { $set } counter drop
+flush chain bridge natlab block
+add rule bridge natlab block meta l4proto udp ip saddr != { $set } ip daddr != { $set } counter drop
+EOF
+  natlab__vlog "router $r: forwarded UDP blocked except to/from $set"
+}
+
+natlab_unblock() {
+  natlab__need_kind "$1" router
+  natlab__run "natlab_unblock $1" natlab__nsx "$NATLAB_PREFIX$1" nft -f - <<EOF
+flush chain ip natlab block
+flush chain bridge natlab block
+EOF
+  natlab__vlog "router $1: unblocked"
+}
+
+natlab_flush_conntrack() {
+  natlab__need_kind "$1" router
+  local ns=$NATLAB_PREFIX$1
+  natlab__run "nft flush in $1" natlab__nsx "$ns" nft -f - <<EOF
+flush map ip natlab mapping
+flush map ip natlab adf
+flush map ip natlab adm
+flush set ip natlab claimed
+EOF
+  natlab__run "conntrack -F in $1" natlab__nsx "$ns" conntrack -F
+  natlab__vlog "router $1: mappings flushed"
+}
+
+natlab_mappings() {
+  natlab__need_kind "$1" router
+  natlab__nsx "$NATLAB_PREFIX$1" nft list map ip natlab mapping
+}
+
+natlab_conntrack() {
+  natlab__need_kind "$1" router
+  local ns=$NATLAB_PREFIX$1
+  shift
+  natlab__nsx "$ns" conntrack -L "$@" 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Topologies
+
+# natlab__split "$@": sets NATLAB_OPTS1 NATLAB_OPTS2 NATLAB_OPTS3 from "OPTS -- OPTS -- OPTS".
+natlab__split() {
+  NATLAB_OPTS1=()
+  NATLAB_OPTS2=()
+  NATLAB_OPTS3=()
+  local i=1 a
+  for a in "$@"; do
+    if [[ $a == -- ]]; then
+      i=$((i + 1))
+      continue
+    fi
+    case $i in
+    1) NATLAB_OPTS1+=("$a") ;;
+    2) NATLAB_OPTS2+=("$a") ;;
+    3) NATLAB_OPTS3+=("$a") ;;
+    *) natlab__fail "too many '--' groups" ;;
+    esac
+  done
+}
+
+natlab__intermediate() {
+  [[ -n ${NATLAB_KIND[intermediate]:-} ]] || natlab_public_host intermediate 203.0.113.10
+}
+
+natlab_topo_same_lan() {
+  natlab__intermediate
+  natlab_router r1 "$@"
+  natlab_host a r1
+  natlab_host b r1
+}
+
+natlab_topo_public_peer() {
+  natlab__intermediate
+  natlab_router r1 "$@"
+  natlab_host a r1
+  natlab_public_host b
+}
+
+natlab_topo_two_nats() {
+  natlab__split "$@"
+  ((${#NATLAB_OPTS2[@]})) || NATLAB_OPTS2=("${NATLAB_OPTS1[@]}")
+  natlab__intermediate
+  natlab_router r1 "${NATLAB_OPTS1[@]}"
+  natlab_router r2 "${NATLAB_OPTS2[@]}"
+  natlab_host a r1
+  natlab_host b r2
+}
+
+natlab_topo_double_nat() {
+  natlab__split "$@"
+  local -a home=("${NATLAB_OPTS1[@]}") cg=("${NATLAB_OPTS2[@]}") r2=("${NATLAB_OPTS3[@]}")
+  ((${#r2[@]})) || r2=("${home[@]}")
+  natlab__intermediate
+  natlab_router cgnat --cgnat "${cg[@]}"
+  natlab_router r1 --upstream cgnat "${home[@]}"
+  natlab_router r2 "${r2[@]}"
+  natlab_host a r1
+  natlab_host b r2
+}

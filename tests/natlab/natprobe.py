@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""UDP probes for the NAT lab (python3 standard library only).
+
+reflect [--ready FILE] [--learn IP:PORT --mapped FILE] IP:PORT...
+    Binds every IP:PORT and answers, from the socket a request came in on:
+      PING <tok>        ->  OBS <tok> <ip>:<port>    (the source address:port it saw)
+      POKE <tok> <i>    ->  first POKED <tok> from socket number <i> (0-based, in the order
+                            given) to the source it saw, then OBS <tok> <ip>:<port>
+    With --learn, it first asks the reflector at IP:PORT (from its first socket) what mapping it
+    has and writes "<ip>:<port>" to the --mapped file. --ready is written (atomically) once it
+    serves. Exits 0 on SIGTERM.
+
+probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
+    One UDP socket (default 0.0.0.0:0) runs the steps in order and prints one line for each,
+    after a first line "local <ip>:<port>":
+      obs IP:PORT       ->  "obs IP:PORT <mapped ip:port>"   or "obs IP:PORT none"
+      poke IP:PORT I    ->  "poke IP:PORT I <mapped> got"    or "... none": whether the POKED
+                            datagram (sent from the reflector's socket I) arrived within --window
+                            seconds after the OBS answer.
+      new               ->  "local <ip>:<port>": continue on a fresh socket (new local port).
+      timeout S         ->  (no output) use S as --timeout for the following steps.
+    Requests are repeated every 100 ms until answered or --timeout seconds pass.
+"""
+
+import argparse
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+
+def endpoint(text):
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def fmt(addr):
+    return f"{addr[0]}:{addr[1]}"
+
+
+def new_token():
+    return os.urandom(6).hex()
+
+
+def ask(sock, dest, request, tok, timeout, on_other=None):
+    """Send request to dest every 100 ms until "OBS tok ..." arrives; returns the mapped text."""
+    deadline = time.monotonic() + timeout
+    next_send = 0.0
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            return None
+        if now >= next_send:
+            sock.sendto(request.encode(), dest)
+            next_send = now + 0.1
+        r, _, _ = select.select([sock], [], [], max(0.0, min(next_send, deadline) - now))
+        if not r:
+            continue
+        try:
+            data, src = sock.recvfrom(2048)
+        except OSError:
+            continue  # ICMP errors surface as ECONNREFUSED on some kernels
+        words = data.decode(errors="replace").split()
+        if len(words) == 3 and words[0] == "OBS" and words[1] == tok:
+            return words[2]
+        if on_other is not None:
+            on_other(words, src)
+
+
+def probe(args):
+    def fresh():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(endpoint(args.bind))
+        print("local", fmt(s.getsockname()), flush=True)
+        return s
+
+    sock = fresh()
+    steps = list(args.steps)
+    while steps:
+        op = steps.pop(0)
+        if op == "new":
+            sock.close()
+            sock = fresh()
+        elif op == "timeout":
+            args.timeout = float(steps.pop(0))
+        elif op == "obs":
+            dest = steps.pop(0)
+            tok = new_token()
+            mapped = ask(sock, endpoint(dest), f"PING {tok}", tok, args.timeout)
+            print("obs", dest, mapped or "none", flush=True)
+        elif op == "poke":
+            dest, idx = steps.pop(0), steps.pop(0)
+            tok = new_token()
+            got = []
+
+            def other(words, _src):
+                if len(words) == 2 and words[0] == "POKED" and words[1] == tok:
+                    got.append(1)
+
+            mapped = ask(sock, endpoint(dest), f"POKE {tok} {idx}", tok, args.timeout, other)
+            deadline = time.monotonic() + args.window
+            while not got and mapped is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                r, _, _ = select.select([sock], [], [], left)
+                if r:
+                    try:
+                        data, src = sock.recvfrom(2048)
+                    except OSError:
+                        continue
+                    other(data.decode(errors="replace").split(), src)
+            print("poke", dest, idx, mapped or "none", "got" if got else "none", flush=True)
+        else:
+            sys.exit(f"natprobe: unknown step {op!r}")
+
+
+def reflect(args):
+    socks = []
+    for ep in args.endpoints:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(endpoint(ep))
+        socks.append(s)
+    if args.learn:
+        tok = new_token()
+        mapped = ask(socks[0], endpoint(args.learn), f"PING {tok}", tok, 10.0)
+        if mapped is None:
+            sys.exit(f"natprobe: no answer from {args.learn}")
+        write_atomically(args.mapped, mapped)
+    if args.ready:
+        write_atomically(args.ready, " ".join(fmt(s.getsockname()) for s in socks))
+    while True:
+        r, _, _ = select.select(socks, [], [])
+        for s in r:
+            try:
+                data, src = s.recvfrom(2048)
+            except OSError:
+                continue
+            words = data.decode(errors="replace").split()
+            if len(words) == 2 and words[0] == "PING":
+                s.sendto(f"OBS {words[1]} {fmt(src)}".encode(), src)
+            elif len(words) == 3 and words[0] == "POKE" and words[2].isdigit():
+                i = int(words[2])
+                if i < len(socks):
+                    try:
+                        socks[i].sendto(f"POKED {words[1]}".encode(), src)
+                    except OSError:
+                        pass
+                s.sendto(f"OBS {words[1]} {fmt(src)}".encode(), src)
+
+
+def write_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+    os.rename(tmp, path)
+
+
+def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    ap = argparse.ArgumentParser(description="UDP probes for the NAT lab")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("probe")
+    p.add_argument("--bind", default="0.0.0.0:0")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--window", type=float, default=0.3)
+    p.add_argument("steps", nargs="+")
+    r = sub.add_parser("reflect")
+    r.add_argument("--ready")
+    r.add_argument("--learn")
+    r.add_argument("--mapped")
+    r.add_argument("endpoints", nargs="+")
+    args = ap.parse_args()
+    if args.cmd == "probe":
+        probe(args)
+    else:
+        if args.learn and not args.mapped:
+            ap.error("--learn needs --mapped")
+        reflect(args)
+
+
+if __name__ == "__main__":
+    main()
