@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Cut and restore: a session on a direct path between two home NATs carries a rate-limited
+# download; a firewall rule on the agent's router cuts the direct path in the middle of it. The
+# session falls back to the relay and the download completes intact; once the rule is gone the
+# session returns to the direct path.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+# shellcheck source=../natlab/natlab.sh
+source "$ZTNA_REPO/tests/natlab/natlab.sh"
+# shellcheck source=../natlab/lab_daemons.sh
+source "$ZTNA_REPO/tests/natlab/lab_daemons.sh"
+# shellcheck source=../natlab/nat_case.sh
+source "$ZTNA_REPO/tests/natlab/nat_case.sh"
+
+ztna_setup
+natlab_init
+lab_certs
+
+natlab_topo_two_nats --mapping eim --filtering apdf
+LAB_CASE_FILE_SIZE=$((24 << 20))
+lab_case_start
+lab_case_download 3M
+ztna_wait_json agent1 10 "the session on the direct path" 'any(.sessions[]?; .path == "direct")'
+
+natlab_block r1
+t_cut=$(ztna_now_ms)
+ztna_log "direct path cut on r1 (UDP dropped except to the intermediate)"
+ztna_wait_json agent1 15 "the fallback to the relay" \
+  'any(.sessions[]?; .path == "relay" and .paths.fallbacks == 1)'
+ztna_log "fell back to the relay after $(($(ztna_now_ms) - t_cut)) ms"
+lab_case_download_running || ztna_fail "the download ended before the fallback: make it longer"
+
+natlab_unblock r1
+t_restore=$(ztna_now_ms)
+ztna_wait_json agent1 30 "the return to the direct path" \
+  'any(.sessions[]?; .path == "direct" and .paths.upgrades == 2)'
+ztna_log "back on the direct path $(($(ztna_now_ms) - t_restore)) ms after the restore"
+lab_case_check_download
+ztna_pass

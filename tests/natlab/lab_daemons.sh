@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# lib.sh declares ZTNA_ROLE and ZTNA_SOCK (associative arrays) before this file is sourced.
+# shellcheck disable=SC2034,SC2154,SC2004
+# The three daemons, a backend and a client inside the NAT lab (natlab.sh). Source lib.sh, then
+# natlab.sh, then this file. Processes are started with ztna_spawn, so lib.sh stops them at exit;
+# the lab itself is torn down after them (ZTNA_EXIT_HOOKS).
+#
+# The intermediate lives on the lab's internet at $LAB_INTERMEDIATE_IP:4433; a backend (nginx)
+# and the connector share a host, the backend on that host's own loopback, as next to a real
+# private app. Agents always look for direct paths here.
+
+LAB_INTERMEDIATE_IP=${LAB_INTERMEDIATE_IP:-203.0.113.10}
+LAB_INTERMEDIATE_PORT=4433
+LAB_BACKEND_PORT=8080
+
+# lab_in HOST cmd...: run a command inside HOST's namespace.
+lab_in() {
+  local ns
+  ns=$(natlab_ns "$1")
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+# lab_certs: the deployment's certificates, the intermediate's with the lab address as IP SAN.
+lab_certs() {
+  ztna_make_certs --intermediate-ip "$LAB_INTERMEDIATE_IP" "$@"
+}
+
+# lab_start_intermediate HOST [args...]
+lab_start_intermediate() {
+  local host=$1 sock=$ZTNA_TMP/run/intermediate.sock
+  shift
+  ZTNA_ROLE[intermediate]=intermediate
+  ZTNA_SOCK[intermediate]=$sock
+  ztna_spawn intermediate 1 ip netns exec "$(natlab_ns "$host")" "$ZTNA_INTERMEDIATE_BIN" run \
+    --listen "$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT" --ca "$ZTNA_CERTS/ca.pem" \
+    --cert "$ZTNA_CERTS/intermediate.pem" --key "$ZTNA_CERTS/intermediate.key" \
+    --status-socket "$sock" --log-level "${ZTNA_LOG_LEVEL:-info}" "$@"
+  ztna_wait_for 30 "intermediate status socket answers" ztna_json intermediate
+}
+
+# lab_start_backend HOST DOCROOT: nginx on HOST's loopback, port $LAB_BACKEND_PORT.
+lab_start_backend() {
+  local host=$1 root=$2 dir=$ZTNA_TMP/nginx-$1
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<NGINX
+user root root;
+worker_processes 1;
+error_log stderr warn;
+pid $dir/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  sendfile on;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  server { listen 127.0.0.1:$LAB_BACKEND_PORT; root $root; }
+}
+NGINX
+  ztna_spawn "nginx-$host" 0 ip netns exec "$(natlab_ns "$host")" nginx -e stderr -p "$dir" \
+    -c "$dir/nginx.conf" -g 'daemon off;'
+  ztna_wait_for 10 "nginx on $host:$LAB_BACKEND_PORT" lab_tcp_listening "$host" "$LAB_BACKEND_PORT"
+}
+
+lab_tcp_listening() {
+  [[ -n $(lab_in "$1" ss -Hltn "sport = :$2" 2>/dev/null) ]]
+}
+
+# lab_start_peer ROLE NAME HOST [args...]
+lab_start_peer() {
+  local role=$1 name=$2 host=$3 bin
+  shift 3
+  case $role in
+  connector) bin=$ZTNA_CONNECTOR_BIN ;;
+  agent) bin=$ZTNA_AGENT_BIN ;;
+  *) ztna_fail "bad role $role" ;;
+  esac
+  local sock=$ZTNA_TMP/run/$name.sock
+  ZTNA_ROLE[$name]=$role
+  ZTNA_SOCK[$name]=$sock
+  [[ -z ${ZTNA_LOG_LEVEL:-} ]] || set -- --log-level "$ZTNA_LOG_LEVEL" "$@"
+  ztna_spawn "$name" 1 ip netns exec "$(natlab_ns "$host")" "$bin" run \
+    --intermediate "$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT" \
+    --intermediate-name "$ZTNA_INTERMEDIATE_DNS" --ca "$ZTNA_CERTS/ca.pem" \
+    --cert "$ZTNA_CERTS/$role-$name.pem" --key "$ZTNA_CERTS/$role-$name.key" \
+    --listen 0.0.0.0:0 --status-socket "$sock" "$@"
+}
+
+# lab_fetch HOST URL OUT [SECONDS]: curl inside HOST; fails the test on error.
+lab_fetch() {
+  local host=$1 url=$2 out=$3 secs=${4:-60}
+  lab_in "$host" curl -sS --fail --max-time "$(ztna_secs "$secs")" -o "$out" "$url" ||
+    ztna_fail "fetch $url from $host failed"
+}
+
+# lab_session_json NAME: the first session of an agent or connector, as JSON ("null" if none).
+lab_session_json() {
+  ztna_json "$1" | jq -c '.sessions[0]'
+}
