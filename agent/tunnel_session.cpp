@@ -28,6 +28,7 @@ void TunnelSession::on_handshake_confirmed() {
 
 void TunnelSession::on_path_validated(const quic::Path& path, bool success) {
   const bool direct = !(path.local == relay_local_address());
+  if (direct && success) on_direct_ = path.local == last_direct_.local && path.remote == last_direct_.remote;
   if (paths_) defer([this, direct, success] { paths_->on_path_validated(direct, success); });
 }
 
@@ -49,6 +50,7 @@ void TunnelSession::move_to_direct(const Address& remote) {
 }
 
 void TunnelSession::move_to_relay(const Address& intermediate) {
+  on_direct_ = false;
   std::string error;
   if (!quic_->conn().migrate({relay_local_address(), intermediate}, false, io::now(), error))
     spdlog::warn("session {:016x}: cannot migrate back to the relay: {}", id_, error);
@@ -56,7 +58,15 @@ void TunnelSession::move_to_relay(const Address& intermediate) {
 }
 
 quic::Path TunnelSession::map_inbound(const quic::Path& arrived) const {
-  if (arrived.local == relay_local_address()) return arrived;
+  if (arrived.local == relay_local_address()) {
+    // After each migration the connector's ngtcp2 validates the path it left (the relay), and
+    // it will not move back onto that path while the validation runs (up to seconds). Our
+    // ngtcp2 ignores packets from a path that is not current, so while we are direct, relay
+    // packets are handed over as the current path's: the PATH_RESPONSE goes out on the direct
+    // path (ngtcp2 0.12.1 servers match the data, not the path) and a fallback is followed at
+    // once.
+    return on_direct_ ? last_direct_ : arrived;
+  }
   if (arrived.remote == last_direct_.remote) return last_direct_; // the hot path: no lookup
   auto it = direct_locals_.find(arrived.remote.to_string());
   return it == direct_locals_.end() ? arrived : quic::Path{it->second, arrived.remote};

@@ -80,7 +80,8 @@ private:
   std::unique_ptr<io::PathDriver> paths_;
   std::map<std::string, Address> direct_locals_; // remote -> our virtual local address for it
   uint16_t next_direct_port_ = 1;
-  quic::Path last_direct_;
+  quic::Path last_direct_; // the direct path most recently migrated to
+  bool on_direct_ = false;  // last_direct_ is validated and current
   double relay_rtt_ms_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::deque<std::pair<std::string, tcp::socket>> waiting_;
