@@ -226,20 +226,7 @@ void Agent::on_stun(const Address& from, std::span<const uint8_t> datagram) {
   std::vector<io::PathDriver*> drivers;
   for (auto& [id, s] : sessions_)
     if (s->paths()) drivers.push_back(s->paths());
-  switch (io::dispatch_stun(from, datagram, drivers)) {
-  case io::StunDispatch::Handled:
-    return;
-  case io::StunDispatch::Malformed:
-    counters_.stun_malformed++;
-    return;
-  case io::StunDispatch::Unauthenticated:
-    counters_.stun_unauthenticated++;
-    spdlog::debug("unauthenticated STUN from {} dropped", from.to_string());
-    return;
-  case io::StunDispatch::Unmatched:
-    counters_.stun_unmatched++;
-    return;
-  }
+  io::dispatch_stun(from, datagram, drivers, stun_counters_);
 }
 
 namespace {
@@ -428,9 +415,9 @@ nlohmann::json Agent::status() const {
                    {"udp_datagrams_dropped", counters_.udp_datagrams_dropped},
                    {"datagrams_malformed", counters_.datagrams_malformed},
                    {"junk_datagrams", endpoint_.counters().junk_datagrams},
-                   {"stun_malformed", counters_.stun_malformed},
-                   {"stun_unauthenticated", counters_.stun_unauthenticated},
-                   {"stun_unmatched", counters_.stun_unmatched},
+                   {"stun_malformed", stun_counters_.malformed},
+                   {"stun_unauthenticated", stun_counters_.unauthenticated},
+                   {"stun_unmatched", stun_counters_.unmatched},
                    {"control_connects", control_.connects()}};
   return j;
 }

@@ -34,9 +34,6 @@ struct AgentCounters {
   uint64_t connections_timed_out = 0;
   uint64_t udp_datagrams_dropped = 0;
   uint64_t datagrams_malformed = 0;
-  uint64_t stun_malformed = 0;       // STUN datagrams that do not parse
-  uint64_t stun_unauthenticated = 0; // checks with a bad USERNAME or MESSAGE-INTEGRITY: dropped
-  uint64_t stun_unmatched = 0;       // STUN for no session of ours
 };
 
 class Agent {
@@ -99,6 +96,7 @@ private:
   std::map<std::string, Request> requests_; // by service
   std::map<uint32_t, UdpFlow> flows_;
   std::map<uint64_t, Ping> pings_;
+  io::StunCounters stun_counters_;
   uint64_t next_ping_id_ = 1;
   uint64_t sweeps_ = 0;
   std::map<std::pair<LocalListener*, std::string>, uint32_t> flow_of_client_;

@@ -27,9 +27,6 @@ struct ConnectorCounters {
   uint64_t datagrams_dropped = 0;
   uint64_t sessions_wrong_agent = 0;
   uint64_t relay_frames_unexpected = 0;
-  uint64_t stun_malformed = 0;
-  uint64_t stun_unauthenticated = 0; // checks with a bad USERNAME or MESSAGE-INTEGRITY: dropped
-  uint64_t stun_unmatched = 0;
 };
 
 class BackendSession : public quic::ConnectionEvents {

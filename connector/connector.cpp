@@ -140,22 +140,8 @@ void Connector::update_candidates() {
 
 void Connector::on_stun(const Address& from, std::span<const uint8_t> datagram) {
   std::vector<io::PathDriver*> drivers;
-  for (auto& [id, s] : sessions_)
-    drivers.push_back(s->paths());
-  switch (io::dispatch_stun(from, datagram, drivers)) {
-  case io::StunDispatch::Handled:
-    return;
-  case io::StunDispatch::Malformed:
-    counters_.stun_malformed++;
-    return;
-  case io::StunDispatch::Unauthenticated:
-    counters_.stun_unauthenticated++;
-    spdlog::debug("unauthenticated STUN from {} dropped", from.to_string());
-    return;
-  case io::StunDispatch::Unmatched:
-    counters_.stun_unmatched++;
-    return;
-  }
+  for (auto& [id, s] : sessions_) drivers.push_back(s->paths());
+  io::dispatch_stun(from, datagram, drivers, stun_counters_);
 }
 
 void Connector::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
@@ -242,9 +228,9 @@ nlohmann::json Connector::status() const {
                    {"sessions_wrong_agent", counters_.sessions_wrong_agent},
                    {"relay_frames_unexpected", counters_.relay_frames_unexpected},
                    {"junk_datagrams", e.junk_datagrams},
-                   {"stun_malformed", counters_.stun_malformed},
-                   {"stun_unauthenticated", counters_.stun_unauthenticated},
-                   {"stun_unmatched", counters_.stun_unmatched},
+                   {"stun_malformed", stun_counters_.malformed},
+                   {"stun_unauthenticated", stun_counters_.unauthenticated},
+                   {"stun_unmatched", stun_counters_.unmatched},
                    {"control_connects", control_.connects()}};
   return j;
 }

@@ -46,6 +46,7 @@ private:
   io::ControlClient control_;
   std::map<uint64_t, std::unique_ptr<BackendSession>> sessions_;
   ConnectorCounters counters_;
+  io::StunCounters stun_counters_;
   boost::asio::steady_timer sweep_timer_;
   uint64_t sweeps_ = 0;
 };

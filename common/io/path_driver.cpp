@@ -133,14 +133,21 @@ std::vector<ice::Candidate> gather_candidates(const UdpSocket& socket, const Add
 
 namespace ztna::io {
 
-StunDispatch dispatch_stun(const Address& from, std::span<const uint8_t> datagram,
-                           const std::vector<PathDriver*>& drivers) {
+void dispatch_stun(const Address& from, std::span<const uint8_t> datagram,
+                   const std::vector<PathDriver*>& drivers, StunCounters& counters) {
   std::string error;
   auto m = wire::parse_stun(datagram, error);
-  if (!m) return StunDispatch::Malformed;
+  if (!m) {
+    counters.malformed++;
+    return;
+  }
+  auto unauthenticated = [&] {
+    counters.unauthenticated++;
+    spdlog::debug("unauthenticated STUN from {} dropped", from.to_string());
+  };
   std::string_view ufrag;
   if (m->cls == wire::StunClass::Request) {
-    if (!m->username) return StunDispatch::Unauthenticated;
+    if (!m->username) return unauthenticated();
     ufrag = std::string_view(*m->username).substr(0, m->username->find(':'));
   }
   for (auto* d : drivers) {
@@ -149,12 +156,12 @@ StunDispatch dispatch_stun(const Address& from, std::span<const uint8_t> datagra
     case ice::PathManager::StunResult::NotMine:
       continue;
     case ice::PathManager::StunResult::Handled:
-      return StunDispatch::Handled;
+      return;
     case ice::PathManager::StunResult::Unauthenticated:
-      return StunDispatch::Unauthenticated;
+      return unauthenticated();
     }
   }
-  return StunDispatch::Unmatched;
+  counters.unmatched++;
 }
 
 namespace {

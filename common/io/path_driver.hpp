@@ -68,9 +68,14 @@ std::vector<ice::Candidate> gather_candidates(const UdpSocket& socket, const Add
 
 // Hands a STUN datagram to the session it belongs to: a request by the ufrag in its USERNAME
 // (RFC 8445 §7.3), a response by its transaction ID.
-enum class StunDispatch { Malformed, Handled, Unauthenticated, Unmatched };
-StunDispatch dispatch_stun(const Address& from, std::span<const uint8_t> datagram,
-                           const std::vector<PathDriver*>& drivers);
+// Counts what it could not hand over, for the daemon's status.
+struct StunCounters {
+  uint64_t malformed = 0;       // does not parse
+  uint64_t unauthenticated = 0; // bad or missing USERNAME, bad MESSAGE-INTEGRITY: dropped
+  uint64_t unmatched = 0;       // for no session of ours (e.g. one that has ended)
+};
+void dispatch_stun(const Address& from, std::span<const uint8_t> datagram,
+                   const std::vector<PathDriver*>& drivers, StunCounters& counters);
 
 // The path section of a session's status: phase, candidates and pairs with their states, the
 // selected pair, direct RTT, time to direct, upgrades and fallbacks.

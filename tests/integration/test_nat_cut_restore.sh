@@ -3,18 +3,10 @@
 # download; a firewall rule on the agent's router cuts the direct path in the middle of it. The
 # session falls back to the relay and the download completes intact; once the rule is gone the
 # session returns to the direct path.
-# shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
-# shellcheck source=../natlab/natlab.sh
-source "$ZTNA_REPO/tests/natlab/natlab.sh"
-# shellcheck source=../natlab/lab_daemons.sh
-source "$ZTNA_REPO/tests/natlab/lab_daemons.sh"
-# shellcheck source=../natlab/nat_case.sh
-source "$ZTNA_REPO/tests/natlab/nat_case.sh"
+# shellcheck source-path=SCRIPTDIR/../natlab source=lab_test.sh
+source "$(dirname "$0")/../natlab/lab_test.sh"
 
-ztna_setup
-natlab_init
-lab_certs
+lab_test_setup
 
 natlab_topo_two_nats --mapping eim --filtering apdf
 LAB_CASE_FILE_SIZE=$((24 << 20))

@@ -2,18 +2,10 @@
 # Double NAT: the agent behind a home router behind a carrier-grade NAT (both endpoint-independent
 # mapping, port-restricted filtering), the connector behind a home NAT. The reflexive address the
 # intermediate sees is the CGNAT's; a direct path comes up through both NATs.
-# shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
-# shellcheck source=../natlab/natlab.sh
-source "$ZTNA_REPO/tests/natlab/natlab.sh"
-# shellcheck source=../natlab/lab_daemons.sh
-source "$ZTNA_REPO/tests/natlab/lab_daemons.sh"
-# shellcheck source=../natlab/nat_case.sh
-source "$ZTNA_REPO/tests/natlab/nat_case.sh"
+# shellcheck source-path=SCRIPTDIR/../natlab source=lab_test.sh
+source "$(dirname "$0")/../natlab/lab_test.sh"
 
-ztna_setup
-natlab_init
-lab_certs
+lab_test_setup
 
 natlab_topo_double_nat --mapping eim --filtering apdf
 lab_case_start

@@ -3,18 +3,10 @@
 # router itself. A check that arrives before the router's own host has sent claims the tuple,
 # and the router then maps that host's outgoing flow to another port. Peer-reflexive candidates
 # learned from the checks must still find the direct path between two such NATs.
-# shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
-# shellcheck source=../natlab/natlab.sh
-source "$ZTNA_REPO/tests/natlab/natlab.sh"
-# shellcheck source=../natlab/lab_daemons.sh
-source "$ZTNA_REPO/tests/natlab/lab_daemons.sh"
-# shellcheck source=../natlab/nat_case.sh
-source "$ZTNA_REPO/tests/natlab/nat_case.sh"
+# shellcheck source-path=SCRIPTDIR/../natlab source=lab_test.sh
+source "$(dirname "$0")/../natlab/lab_test.sh"
 
-ztna_setup
-natlab_init
-lab_certs
+lab_test_setup
 
 # eim/eif: inbound checks are DNATed to the host before they can reach the router itself.
 # eim/adf: whichever side's first check arrives early is claimed by the other router, whose own

@@ -2,18 +2,10 @@
 # Mapping flush: while a session runs on a direct path under a download, both NATs forget every
 # mapping (conntrack flushed). The session recovers (on the relay, then direct again, or direct
 # throughout) and the download completes intact; pings still answer.
-# shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
-# shellcheck source=../natlab/natlab.sh
-source "$ZTNA_REPO/tests/natlab/natlab.sh"
-# shellcheck source=../natlab/lab_daemons.sh
-source "$ZTNA_REPO/tests/natlab/lab_daemons.sh"
-# shellcheck source=../natlab/nat_case.sh
-source "$ZTNA_REPO/tests/natlab/nat_case.sh"
+# shellcheck source-path=SCRIPTDIR/../natlab source=lab_test.sh
+source "$(dirname "$0")/../natlab/lab_test.sh"
 
-ztna_setup
-natlab_init
-lab_certs
+lab_test_setup
 
 natlab_topo_two_nats --mapping eim --filtering apdf
 LAB_CASE_FILE_SIZE=$((16 << 20))

@@ -1,18 +1,10 @@
 #!/usr/bin/env bash
 # Same LAN: agent and connector behind one NAT that does not hairpin. Their host candidates
 # connect straight across the LAN and win; no packet of the session goes through the NAT.
-# shellcheck source=lib.sh
-source "$(dirname "$0")/lib.sh"
-# shellcheck source=../natlab/natlab.sh
-source "$ZTNA_REPO/tests/natlab/natlab.sh"
-# shellcheck source=../natlab/lab_daemons.sh
-source "$ZTNA_REPO/tests/natlab/lab_daemons.sh"
-# shellcheck source=../natlab/nat_case.sh
-source "$ZTNA_REPO/tests/natlab/nat_case.sh"
+# shellcheck source-path=SCRIPTDIR/../natlab source=lab_test.sh
+source "$(dirname "$0")/../natlab/lab_test.sh"
 
-ztna_setup
-natlab_init
-lab_certs
+lab_test_setup
 
 natlab_topo_same_lan --mapping eim --filtering apdf --hairpin off
 lab_case_start

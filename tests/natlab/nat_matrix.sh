@@ -10,9 +10,7 @@
 lab_matrix() {
   local ma=$1 fw=${2:-on} fa mb fb want got line failures=0
   local -a table=()
-  ztna_setup
-  natlab_init
-  lab_certs
+  lab_test_setup
   ztna_random_file "$ZTNA_TMP/www/case.bin" "$LAB_CASE_FILE_SIZE"
   for fa in eif adf apdf; do
     for mb in eim adm apdm; do
