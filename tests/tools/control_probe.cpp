@@ -5,7 +5,9 @@
 //   ztna-control-probe --intermediate 127.0.0.1:4433 --name NAME --ca ca.pem --cert c.pem
 //                      --key c.key --send MODE
 //   MODE: garbage (random bytes), bad-version, unknown-type, oversize (length 65535),
-//         truncated-hello (a Hello cut short, then FIN)
+//         truncated-hello (a Hello cut short, then FIN),
+//         foreign-candidates (Hello as an agent, then Candidates for --session HEX, a session
+//         of somebody else's; then a bad-version frame so that the intermediate closes)
 #include "control/control_stream.hpp"
 #include "io/endpoint.hpp"
 #include "io/quic_peer.hpp"
@@ -19,7 +21,15 @@ using namespace ztna;
 
 namespace {
 
-std::vector<uint8_t> payload_for(const std::string& mode) {
+std::vector<uint8_t> payload_for(const std::string& mode, uint64_t session) {
+  if (mode == "foreign-candidates") {
+    auto out = wire::encode_control(wire::Hello{wire::Role::Agent, {}});
+    auto cands = wire::encode_control(wire::Candidates{
+        session, 1, "prob", "probeprobeprobeprobepr", {{1, 1, *Address::parse("192.0.2.1:9")}}});
+    out.insert(out.end(), cands.begin(), cands.end());
+    out.insert(out.end(), {0x09, 0x01, 0x00, 0x00});
+    return out;
+  }
   if (mode == "garbage") return {0x7b, 0x22, 0x68, 0x69, 0x22, 0x3a, 0x31, 0x7d, 0xff, 0x00};
   if (mode == "bad-version") return {0x09, 0x01, 0x00, 0x00};
   if (mode == "unknown-type") return {0x01, 0xee, 0x00, 0x00};
@@ -64,6 +74,8 @@ int main(int argc, char** argv) {
   app.add_option("--cert", tls.cert)->required();
   app.add_option("--key", tls.key)->required();
   app.add_option("--send", mode)->required();
+  std::string session_hex = "0";
+  app.add_option("--session", session_hex, "session id (hex) for foreign-candidates");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -73,7 +85,8 @@ int main(int argc, char** argv) {
     quic::TlsIdentity identity(tls);
     io::Endpoint ep(io, *Address::parse("0.0.0.0:0"), io::derive_reset_secret(tls.key));
     ep.start([](const Address&, std::span<const uint8_t>) {});
-    Probe probe(io, ep, payload_for(mode), mode == "truncated-hello");
+    Probe probe(io, ep, payload_for(mode, std::stoull(session_hex, nullptr, 16)),
+                mode == "truncated-hello");
     quic::ConnectionConfig cfg;
     cfg.tls = &identity;
     cfg.alpn = std::string(wire::kControlAlpn);
