@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # IPv6: the intermediate listens on [::1]; connector and agent reach it over IPv6, are told
-# their IPv6 observed address, and a fetch through the tunnel works.
+# their IPv6 observed address, and a fetch through the tunnel works. The session then moves to
+# a direct IPv6 path: the daemons' host candidates (this machine's own global or ULA addresses,
+# so nothing leaves it) or, on a machine with only ::1, the [::1] server-reflexive ones.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -43,4 +45,11 @@ curl -fsS -g --max-time "$(ztna_secs 30)" -o "$ZTNA_TMP/got.bin" "http://[::1]:$
   ztna_fail "fetch over IPv6 failed"
 cmp -s "$ZTNA_TMP/www/blob.bin" "$ZTNA_TMP/got.bin" || ztna_fail "content differs"
 ztna_log "observed address $(ztna_json agent1 | jq -r .control.observed_address); fetch over IPv6 ok"
+
+ztna_wait_json agent1 15 "the session on a direct IPv6 path" \
+  'any(.sessions[]?; .path == "direct" and (.paths.selected_pair | test("-> [a-z]+ \\[")))'
+ztna_log "direct over IPv6: $(ztna_json agent1 | jq -r '.sessions[0].paths.selected_pair')"
+out=$("$ZTNA_AGENT_BIN" ping web -c 1 --status-socket "${ZTNA_SOCK[agent1]}")
+ztna_log "$out"
+grep -q "via direct \[" <<<"$out" || ztna_fail "ping did not go direct over IPv6"
 ztna_pass
