@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # IPv6: the intermediate listens on [::1]; connector and agent reach it over IPv6, are told
 # their IPv6 observed address, and a fetch through the tunnel works. The session then moves to
-# a direct IPv6 path: the daemons' host candidates (this machine's own global or ULA addresses,
-# so nothing leaves it) or, on a machine with only ::1, the [::1] server-reflexive ones.
+# a direct IPv6 path between the [::1] server-reflexive candidates (the daemons bind [::1], so
+# they have no host candidate and no packet leaves loopback).
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -31,7 +31,7 @@ for who in connector:conn1 agent:agent1; do
   fi
   # No --intermediate-name: it defaults to the host of --intermediate, here the IP ::1, which
   # the certificate carries as an IP SAN.
-  ztna_spawn "$name" 1 "$bin" run --intermediate "[::1]:$ZTNA_INT_PORT" --listen "[::]:0" \
+  ztna_spawn "$name" 1 "$bin" run --intermediate "[::1]:$ZTNA_INT_PORT" --listen "[::1]:0" \
     --ca "$ZTNA_CERTS/ca.pem" --cert "$ZTNA_CERTS/$role-$name.pem" --key "$ZTNA_CERTS/$role-$name.key" \
     --status-socket "${ZTNA_SOCK[$name]}" "${extra[@]}"
 done
