@@ -19,7 +19,7 @@ void print_human(const nlohmann::json& j) {
   std::cout << "agent " << j.value("name", "?") << " on udp " << j.value("listen", "?") << "\n"
             << "control: " << c.value("state", "?") << " to " << c.value("intermediate", "?")
             << ", seen as " << c.value("observed_address", "-") << ", rtt "
-            << c.value("rtt_ms", 0.0) << " ms\n";
+            << ztna::io::human_ms(c.value("rtt_ms", 0.0)) << "\n";
   if (!c.value("last_error", "").empty())
     std::cout << "  last error: " << c.value("last_error", "") << "\n";
   std::cout << "\nexposed services:\n";
@@ -33,7 +33,7 @@ void print_human(const nlohmann::json& j) {
     for (auto& svc : s["services"])
       std::cout << (first ? "" : ",") << svc.get<std::string>(), first = false;
     std::cout << "] path " << s.value("path", "?") << ", " << s.value("state", "?") << ", rtt "
-              << s.value("rtt_ms", 0.0) << " ms, sent "
+              << ztna::io::human_ms(s.value("rtt_ms", 0.0)) << ", sent "
               << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
               << ztna::io::human_bytes(s.value("bytes_received", 0ull)) << ", "
               << s.value("open_streams", 0) << " open streams\n";
@@ -43,13 +43,14 @@ void print_human(const nlohmann::json& j) {
               << ", upgrades " << p.value("upgrades", 0) << ", fallbacks "
               << p.value("fallbacks", 0);
     if (p.contains("time_to_direct_ms"))
-      std::cout << ", first direct after " << p["time_to_direct_ms"].get<double>() << " ms";
+      std::cout << ", first direct after "
+                << ztna::io::human_ms(p["time_to_direct_ms"].get<double>());
     std::cout << "\n";
     if (p.contains("selected_pair"))
       std::cout << "    selected pair: " << p.value("selected_pair", "") << "\n";
     if (s.contains("rtt_ms_by_path"))
       for (auto& [k, v] : s["rtt_ms_by_path"].items())
-        std::cout << "    rtt " << k << ": " << v << " ms\n";
+        std::cout << "    rtt " << k << ": " << ztna::io::human_ms(v.get<double>()) << "\n";
     if (p.contains("candidates")) {
       for (const char* side : {"local", "remote"})
         for (auto& c : p["candidates"][side])
@@ -81,10 +82,9 @@ int run_ping(const std::string& socket, const std::string& service, int count) {
       continue;
     }
     answered++;
-    char rtt[32];
-    std::snprintf(rtt, sizeof rtt, "%.2f", j.value("rtt_ms", 0.0));
     std::cout << "pong from " << j.value("connector", "?") << " (" << service << ") via "
-              << j.value("path", "?") << " " << j.value("remote", "?") << " in " << rtt << " ms\n";
+              << j.value("path", "?") << " " << j.value("remote", "?") << " in "
+              << ztna::io::human_ms(j.value("rtt_ms", 0.0)) << "\n";
   }
   return answered == count ? 0 : 1;
 }

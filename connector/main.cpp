@@ -17,7 +17,7 @@ void print_human(const nlohmann::json& j) {
   std::cout << "connector " << j.value("name", "?") << " on udp " << j.value("listen", "?") << "\n"
             << "control: " << c.value("state", "?") << " to " << c.value("intermediate", "?")
             << ", seen as " << c.value("observed_address", "-") << ", rtt "
-            << c.value("rtt_ms", 0.0) << " ms\n";
+            << ztna::io::human_ms(c.value("rtt_ms", 0.0)) << "\n";
   if (!c.value("last_error", "").empty())
     std::cout << "  last error: " << c.value("last_error", "") << "\n";
   std::cout << "\nservices:\n";
@@ -27,8 +27,8 @@ void print_human(const nlohmann::json& j) {
   std::cout << "\nsessions (" << j["sessions"].size() << "):\n";
   for (auto& s : j["sessions"]) {
     std::cout << "  agent " << s.value("agent", "?") << " via " << s.value("path", "?") << ", "
-              << s.value("state", "?") << ", rtt " << s.value("rtt_ms", 0.0) << " ms, sent "
-              << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
+              << s.value("state", "?") << ", rtt " << ztna::io::human_ms(s.value("rtt_ms", 0.0))
+              << ", sent " << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
               << ztna::io::human_bytes(s.value("bytes_received", 0ull)) << ", "
               << s.value("open_streams", 0) << " streams, " << s.value("udp_flows", 0)
               << " udp flows\n";

@@ -16,10 +16,11 @@ void print_human(const nlohmann::json& j) {
             << j.value("listen", "?") << "\n\npeers (" << j["peers"].size() << "):\n";
   for (auto& p : j["peers"]) {
     std::cout << "  " << p.value("role", "?") << " " << p.value("name", "?") << " at "
-              << p.value("address", "?") << "  rtt " << p.value("rtt_ms", 0.0) << " ms";
+              << p.value("address", "?") << "  rtt " << ztna::io::human_ms(p.value("rtt_ms", 0.0));
     if (!p["services"].empty()) {
       std::cout << "  serves";
-      for (auto& s : p["services"]) std::cout << " " << s.get<std::string>();
+      for (auto& s : p["services"])
+        std::cout << " " << s.get<std::string>();
     }
     std::cout << "\n";
   }
@@ -29,7 +30,8 @@ void print_human(const nlohmann::json& j) {
               << s.value("service", "?") << "] " << s.value("state", "?") << ", relayed "
               << ztna::io::human_bytes(s.value("relayed_bytes", 0ull)) << "\n";
   std::cout << "\ncounters:\n";
-  for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
+  for (auto& [k, v] : j["counters"].items())
+    std::cout << "  " << k << " " << v << "\n";
 }
 
 } // namespace
@@ -56,10 +58,11 @@ int main(int argc, char** argv) {
   if (auto rc = ztna::io::parse_command_line(app, argc, argv)) return *rc;
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
 
-  return ztna::io::run_daemon("intermediate", log_level, status_socket, [&](boost::asio::io_context& io) {
-    auto addr = ztna::Address::parse(listen);
-    if (!addr) throw std::runtime_error("--listen: not an IP:port: " + listen);
-    ztna::IntermediateOptions opts{*addr, tls, std::chrono::seconds(idle_timeout)};
-    return std::make_unique<ztna::Intermediate>(io, opts);
-  });
+  return ztna::io::run_daemon(
+      "intermediate", log_level, status_socket, [&](boost::asio::io_context& io) {
+        auto addr = ztna::Address::parse(listen);
+        if (!addr) throw std::runtime_error("--listen: not an IP:port: " + listen);
+        ztna::IntermediateOptions opts{*addr, tls, std::chrono::seconds(idle_timeout)};
+        return std::make_unique<ztna::Intermediate>(io, opts);
+      });
 }

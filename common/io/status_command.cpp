@@ -41,4 +41,10 @@ std::string human_bytes(uint64_t bytes) {
   return buf;
 }
 
+std::string human_ms(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f ms", ms);
+  return buf;
+}
+
 } // namespace ztna::io

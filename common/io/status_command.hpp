@@ -15,4 +15,7 @@ int run_status_command(const std::string& socket_path, bool json,
 // "12.3 MiB" style sizes for human-readable output.
 std::string human_bytes(uint64_t bytes);
 
+// "0.73 ms": two decimals, below the jitter of any real path.
+std::string human_ms(double ms);
+
 } // namespace ztna::io
