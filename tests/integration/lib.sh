@@ -533,7 +533,9 @@ ztna_start_intermediate() {
 }
 
 # ztna_start_peer ROLE NAME CA CERT KEY [args...]: connector or agent with explicit credentials.
-# Does not wait; use ztna_wait_connected.
+# Does not wait; use ztna_wait_connected. By default on loopback, talking to the intermediate of
+# ztna_start_intermediate; ZTNA_PEER_NETNS, ZTNA_PEER_INTERMEDIATE and ZTNA_PEER_LISTEN (set for
+# the call) move it into a network namespace of the NAT lab.
 ztna_start_peer() {
   local role=$1 name=$2 ca=$3 cert=$4 key=$5 bin
   shift 5
@@ -542,15 +544,17 @@ ztna_start_peer() {
   agent) bin=$ZTNA_AGENT_BIN ;;
   *) ztna_fail "bad role $role" ;;
   esac
-  local sock=$ZTNA_TMP/run/$name.sock
+  local sock=$ZTNA_TMP/run/$name.sock wrap=()
   ZTNA_ROLE[$name]=$role
   ZTNA_SOCK[$name]=$sock
+  [[ -z ${ZTNA_PEER_NETNS:-} ]] || wrap=(ip netns exec "$ZTNA_PEER_NETNS")
   [[ -z ${ZTNA_LOG_LEVEL:-} ]] || set -- --log-level "$ZTNA_LOG_LEVEL" "$@"
   # The loopback tests exercise the relay path unless a test asks for direct paths.
   [[ $role != agent || ${ZTNA_AGENT_PATHS:-relay} != relay ]] || set -- --relay-only "$@"
-  ztna_spawn "$name" 1 "$bin" run --intermediate "127.0.0.1:$ZTNA_INT_PORT" \
+  ztna_spawn "$name" 1 "${wrap[@]}" "$bin" run \
+    --intermediate "${ZTNA_PEER_INTERMEDIATE:-127.0.0.1:$ZTNA_INT_PORT}" \
     --intermediate-name "$ZTNA_INTERMEDIATE_DNS" --ca "$ca" --cert "$cert" --key "$key" \
-    --listen 127.0.0.1:0 --status-socket "$sock" "$@"
+    --listen "${ZTNA_PEER_LISTEN:-127.0.0.1:0}" --status-socket "$sock" "$@"
 }
 
 # ztna_start_connector NAME --service S=tcp://H:P ...: uses $ZTNA_CERTS/connector-NAME.*
@@ -567,6 +571,21 @@ ztna_start_agent() {
   shift
   ztna_start_peer agent "$name" "$ZTNA_CERTS/ca.pem" "$ZTNA_CERTS/agent-$name.pem" \
     "$ZTNA_CERTS/agent-$name.key" "$@"
+}
+
+# ztna_start_web_stack [AGENT_ARGS...]: the stack most tests need, on loopback: nginx serving
+# $ZTNA_TMP/www, the intermediate, connector conn1 publishing it as "web", and agent agent1
+# exposing "web" on tcp 127.0.0.1:$ZTNA_WEB_PORT. Returns once both peers are connected, the
+# intermediate lists the service and the agent's listener is up.
+ztna_start_web_stack() {
+  ztna_start_nginx "$ZTNA_TMP/www"
+  ZTNA_WEB_PORT=$(ztna_free_port tcp)
+  ztna_start_intermediate
+  ztna_start_connector conn1 --service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT"
+  ztna_start_agent agent1 --expose "web=tcp://127.0.0.1:$ZTNA_WEB_PORT" "$@"
+  ztna_wait_connected conn1 agent1
+  ztna_wait_service web
+  ztna_wait_tcp_listener agent1 "$ZTNA_WEB_PORT"
 }
 
 # ztna_wait_tcp_listener NAME PORT / ztna_wait_udp_listener NAME PORT: NAME's local listener is up.

@@ -14,15 +14,8 @@ mkdir -p "$ZTNA_TMP/www/c" "$ZTNA_TMP/out"
 ztna_random_file "$ZTNA_TMP/all.bin" $((n * size))
 split -b "$size" -d -a 3 "$ZTNA_TMP/all.bin" "$ZTNA_TMP/www/c/f"
 rm -f "$ZTNA_TMP/all.bin"
-ztna_start_nginx "$ZTNA_TMP/www"
-
-agent_port=$(ztna_free_port tcp)
-ztna_start_intermediate
-ztna_start_connector conn1 --service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT"
-ztna_start_agent agent1 --expose "web=tcp://127.0.0.1:$agent_port"
-ztna_wait_connected conn1 agent1
-ztna_wait_service web
-ztna_wait_tcp_listener agent1 "$agent_port"
+ztna_start_web_stack
+agent_port=$ZTNA_WEB_PORT
 
 max=$(ztna_secs 120)
 declare -A curl_pid=()

@@ -7,15 +7,8 @@ source "$(dirname "$0")/lib.sh"
 ztna_setup
 ztna_make_certs
 ztna_random_file "$ZTNA_TMP/www/blob.bin" $((2 << 20))
-ztna_start_nginx "$ZTNA_TMP/www"
-
-web_port=$(ztna_free_port tcp)
-ztna_start_intermediate
-ztna_start_connector conn1 --service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT"
-ztna_start_agent agent1 --expose "web=tcp://127.0.0.1:$web_port"
-ztna_wait_connected conn1 agent1
-ztna_wait_service web
-ztna_wait_tcp_listener agent1 "$web_port"
+ztna_start_web_stack
+web_port=$ZTNA_WEB_PORT
 ztna_fetch "http://127.0.0.1:$web_port/blob.bin" "$ZTNA_TMP/before.bin" 30
 cmp -s "$ZTNA_TMP/www/blob.bin" "$ZTNA_TMP/before.bin" || ztna_fail "content differs before restart"
 ztna_jq agent1 '.sessions | length == 1' >/dev/null || ztna_fail "expected one session before restart"

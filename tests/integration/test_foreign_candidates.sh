@@ -11,14 +11,8 @@ probe=$ZTNA_BUILD_DIR/tests/ztna-control-probe
 ztna_setup
 ztna_make_certs --agent agent2
 ztna_random_file "$ZTNA_TMP/www/blob.bin" $((256 << 10))
-ztna_start_nginx "$ZTNA_TMP/www"
-web_port=$(ztna_free_port tcp)
-ztna_start_intermediate
-ztna_start_connector conn1 --service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT"
-ztna_start_agent agent1 --expose "web=tcp://127.0.0.1:$web_port"
-ztna_wait_connected conn1 agent1
-ztna_wait_service web
-ztna_wait_tcp_listener agent1 "$web_port"
+ztna_start_web_stack
+web_port=$ZTNA_WEB_PORT
 ztna_fetch "http://127.0.0.1:$web_port/blob.bin" "$ZTNA_TMP/before.bin" 30
 session=$(ztna_json agent1 | jq -r '.sessions[0].session_id')
 [[ $session =~ ^[0-9a-f]{16}$ ]] || ztna_fail "no session id in the agent's status"

@@ -10,15 +10,8 @@ size=$((64 << 20))
 ztna_setup
 ztna_make_certs
 ztna_random_file "$ZTNA_TMP/www/big.bin" "$size"
-ztna_start_nginx "$ZTNA_TMP/www"
-
-agent_port=$(ztna_free_port tcp)
-ztna_start_intermediate
-ztna_start_connector conn1 --service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT"
-ztna_start_agent agent1 --expose "web=tcp://127.0.0.1:$agent_port"
-ztna_wait_connected conn1 agent1
-ztna_wait_service web
-ztna_wait_tcp_listener agent1 "$agent_port"
+ztna_start_web_stack
+agent_port=$ZTNA_WEB_PORT
 
 t0=$(ztna_now_ms)
 ztna_fetch "http://127.0.0.1:$agent_port/big.bin" "$ZTNA_TMP/big.out" 120

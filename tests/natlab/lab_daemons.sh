@@ -70,24 +70,16 @@ lab_tcp_listening() {
   [[ -n $(lab_in "$1" ss -Hltn "sport = :$2" 2>/dev/null) ]]
 }
 
-# lab_start_peer ROLE NAME HOST [args...]
+# lab_start_peer ROLE NAME HOST [args...]: a connector or an agent on HOST, with the
+# deployment's certificates for NAME; agents look for direct paths.
 lab_start_peer() {
-  local role=$1 name=$2 host=$3 bin
+  local role=$1 name=$2 host=$3 ns
   shift 3
-  case $role in
-  connector) bin=$ZTNA_CONNECTOR_BIN ;;
-  agent) bin=$ZTNA_AGENT_BIN ;;
-  *) ztna_fail "bad role $role" ;;
-  esac
-  local sock=$ZTNA_TMP/run/$name.sock
-  ZTNA_ROLE[$name]=$role
-  ZTNA_SOCK[$name]=$sock
-  [[ -z ${ZTNA_LOG_LEVEL:-} ]] || set -- --log-level "$ZTNA_LOG_LEVEL" "$@"
-  ztna_spawn "$name" 1 ip netns exec "$(natlab_ns "$host")" "$bin" run \
-    --intermediate "$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT" \
-    --intermediate-name "$ZTNA_INTERMEDIATE_DNS" --ca "$ZTNA_CERTS/ca.pem" \
-    --cert "$ZTNA_CERTS/$role-$name.pem" --key "$ZTNA_CERTS/$role-$name.key" \
-    --listen 0.0.0.0:0 --status-socket "$sock" "$@"
+  ns=$(natlab_ns "$host") || ztna_fail "no lab host $host"
+  ZTNA_PEER_NETNS=$ns ZTNA_AGENT_PATHS=auto \
+    ZTNA_PEER_INTERMEDIATE=$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT ZTNA_PEER_LISTEN=0.0.0.0:0 \
+    ztna_start_peer "$role" "$name" "$ZTNA_CERTS/ca.pem" "$ZTNA_CERTS/$role-$name.pem" \
+    "$ZTNA_CERTS/$role-$name.key" "$@"
 }
 
 # lab_fetch HOST URL OUT [SECONDS]: curl inside HOST; fails the test on error.
