@@ -81,7 +81,24 @@ void Agent::on_tcp(LocalListener& l, tcp::socket s) {
   req->connections.push_back(std::move(s));
 }
 
+size_t Agent::max_udp_payload(const std::string& service) {
+  return quic::ConnectionConfig{}.max_datagram() - wire::datagram_overhead(service);
+}
+
 void Agent::on_udp(LocalListener& l, const Address& from, std::span<const uint8_t> payload) {
+  const auto& service = l.spec().name;
+  // A DATAGRAM frame cannot span packets (RFC 9221 §5): what does not fit one is dropped here,
+  // counted and said (once per service), instead of vanishing inside the QUIC layer.
+  const size_t limit = max_udp_payload(service);
+  if (payload.size() > limit) {
+    counters_.udp_datagrams_too_large++;
+    if (oversize_reported_.insert(service).second)
+      spdlog::warn("'{}': dropped a {}-byte UDP datagram from {}: the tunnel carries at most {} "
+                   "bytes per datagram for this service (counted in udp_datagrams_too_large; "
+                   "said once)",
+                   service, payload.size(), from.to_string(), limit);
+    return;
+  }
   auto key = std::make_pair(&l, from.to_string());
   uint32_t flow;
   if (auto it = flow_of_client_.find(key); it != flow_of_client_.end()) {
@@ -92,7 +109,6 @@ void Agent::on_udp(LocalListener& l, const Address& from, std::span<const uint8_
     flows_[flow] = UdpFlow{&l, from, {}};
   }
   flows_[flow].last_used = std::chrono::steady_clock::now();
-  const auto& service = l.spec().name;
   if (auto* session = session_for(service)) {
     session->send_datagram(wire::encode_datagram(flow, service, payload));
     return;
@@ -375,10 +391,14 @@ nlohmann::json Agent::status() const {
   j["listen"] = endpoint_.socket().local().to_string();
   j["control"] = control_.status();
   j["exposes"] = nlohmann::json::array();
-  for (auto& l : listeners_)
-    j["exposes"].push_back({{"name", l->spec().name},
-                            {"proto", l->spec().proto_name()},
-                            {"listen", l->spec().endpoint()}});
+  for (auto& l : listeners_) {
+    nlohmann::json e{{"name", l->spec().name},
+                     {"proto", l->spec().proto_name()},
+                     {"listen", l->spec().endpoint()}};
+    if (l->spec().proto == ServiceSpec::Proto::Udp)
+      e["max_datagram"] = max_udp_payload(l->spec().name);
+    j["exposes"].push_back(std::move(e));
+  }
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
     const auto* paths = s->paths();
@@ -413,6 +433,7 @@ nlohmann::json Agent::status() const {
                    {"connections_refused_offline", counters_.connections_refused_offline},
                    {"connections_timed_out", counters_.connections_timed_out},
                    {"udp_datagrams_dropped", counters_.udp_datagrams_dropped},
+                   {"udp_datagrams_too_large", counters_.udp_datagrams_too_large},
                    {"datagrams_malformed", counters_.datagrams_malformed},
                    {"junk_datagrams", endpoint_.counters().junk_datagrams},
                    {"stun_malformed", stun_counters_.malformed},

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 
 namespace ztna {
 
@@ -33,6 +34,7 @@ struct AgentCounters {
   uint64_t connections_refused_offline = 0;
   uint64_t connections_timed_out = 0;
   uint64_t udp_datagrams_dropped = 0;
+  uint64_t udp_datagrams_too_large = 0; // larger than one DATAGRAM frame can carry
   uint64_t datagrams_malformed = 0;
 };
 
@@ -61,6 +63,8 @@ private:
   };
 
   void on_tcp(LocalListener& l, tcp::socket s);
+  // The largest UDP payload the tunnel carries for `service`: one DATAGRAM frame's worth.
+  static size_t max_udp_payload(const std::string& service);
   void on_udp(LocalListener& l, const Address& from, std::span<const uint8_t> payload);
   void on_udp_reply(std::span<const uint8_t> datagram);
   struct Ping {
@@ -103,6 +107,7 @@ private:
   uint32_t next_request_id_ = 1;
   uint32_t next_flow_id_ = 1;
   AgentCounters counters_;
+  std::set<std::string> oversize_reported_; // services whose oversized datagrams were logged
   boost::asio::steady_timer sweep_timer_;
 };
 

@@ -23,9 +23,13 @@ void print_human(const nlohmann::json& j) {
   if (!c.value("last_error", "").empty())
     std::cout << "  last error: " << c.value("last_error", "") << "\n";
   std::cout << "\nexposed services:\n";
-  for (auto& e : j["exposes"])
+  for (auto& e : j["exposes"]) {
     std::cout << "  " << e.value("name", "?") << " on " << e.value("proto", "?") << "://"
-              << e.value("listen", "?") << "\n";
+              << e.value("listen", "?");
+    if (e.contains("max_datagram"))
+      std::cout << " (datagrams up to " << e["max_datagram"].get<uint64_t>() << " bytes)";
+    std::cout << "\n";
+  }
   std::cout << "\nsessions (" << j["sessions"].size() << "):\n";
   for (auto& s : j["sessions"]) {
     std::cout << "  connector " << s.value("connector", "?") << " [";

@@ -17,8 +17,6 @@ namespace {
 // TLS 1.3 only, AEADs QUIC supports (RFC 9001 §5.3); no middlebox compat mode (RFC 9001 §8.4).
 constexpr const char* kPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"
                                   "+AES-256-GCM:+CHACHA20-POLY1305:%DISABLE_TLS13_COMPAT_MODE";
-// Room for the short header, DATAGRAM frame header and AEAD tag.
-constexpr size_t kDatagramOverhead = 64;
 
 Connection* self(void* user_data) { return static_cast<Connection*>(user_data); }
 
@@ -620,7 +618,7 @@ size_t Connection::unacknowledged(int64_t stream_id) const {
 
 bool Connection::send_datagram(std::span<const uint8_t> payload) {
   if (finished_ || datagrams_.size() >= kMaxQueuedDatagrams ||
-      payload.size() + kDatagramOverhead > config_.max_udp_payload) {
+      payload.size() > config_.max_datagram()) {
     counters_.datagrams_dropped++;
     return false;
   }

@@ -55,6 +55,9 @@ public:
   virtual void on_streams_available() {}
 };
 
+// Room for the short header, DATAGRAM frame header and AEAD tag around a DATAGRAM payload.
+inline constexpr size_t kDatagramOverhead = 64;
+
 struct ConnectionConfig {
   bool server = false;
   const TlsIdentity* tls = nullptr;
@@ -68,6 +71,8 @@ struct ConnectionConfig {
   uint64_t connection_window = 8 << 20; // connection receive window
   uint64_t max_bidi_streams = 256;      // concurrent peer-opened bidirectional streams
   size_t max_udp_payload = 1400;        // leaves room for the relay header under a 1500 MTU
+  // The largest DATAGRAM payload we send: a DATAGRAM frame cannot span packets (RFC 9221 §5).
+  size_t max_datagram() const { return max_udp_payload - kDatagramOverhead; }
   // Secret from which stateless reset tokens are derived (RFC 9000 §10.3.2).
   std::span<const uint8_t> reset_secret;
 };

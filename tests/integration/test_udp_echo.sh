@@ -2,7 +2,8 @@
 # UDP through the tunnel: an echo backend behind the connector, exposed by the agent on a local UDP
 # port. 200 distinct datagrams (1..1000 bytes) must each come back unchanged (per-datagram retries,
 # since UDP may drop), and two client sockets used at the same time must each get only their own
-# replies (flow separation).
+# replies (flow separation). The largest datagram the agent announces crosses intact; one byte
+# more is dropped, counted and logged.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -107,5 +108,39 @@ ztna_log "200 datagrams echoed on one socket, then 2 x 100 on two concurrent soc
 
 ztna_wait_json agent1 10 "a session for service echo" \
   'any(.sessions[]?; (.services | index("echo")) != null)'
+
+# The size limit: a datagram of exactly max_datagram bytes (from the agent's status) comes back
+# intact; one byte more cannot fit one DATAGRAM frame, so the agent drops it, counts it and says
+# so in its log, and the flow keeps working.
+max=$(ztna_json agent1 | jq -r '.exposes[] | select(.name == "echo") | .max_datagram')
+[[ $max =~ ^[0-9]+$ ]] || ztna_fail "agent status gives no max_datagram for echo: $max"
+cat >"$ZTNA_TMP/udp_sizes.py" <<'PY'
+"""Sends N bytes (echo expected, retried) then N+1 bytes (no echo expected) to the agent."""
+import os, socket, sys
+
+port, n = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+fits = os.urandom(n)
+for _ in range(10):
+    s.sendto(fits, ("127.0.0.1", port))
+    try:
+        if s.recv(65535) == fits:
+            break
+    except socket.timeout:
+        pass
+else:
+    sys.exit(f"no intact echo of a {n}-byte datagram")
+s.sendto(os.urandom(n + 1), ("127.0.0.1", port))
+print(f"{n} bytes echoed intact; {n + 1} bytes sent")
+PY
+before=$(ztna_counter agent1 udp_datagrams_too_large)
+out=$("$ZTNA_PYTHON" "$ZTNA_TMP/udp_sizes.py" "$agent_port" "$max" 2>&1) ||
+  ztna_fail "the largest datagram the agent announces did not cross the tunnel: $out"
+ztna_log "$out"
+ztna_wait_counter agent1 udp_datagrams_too_large $((before + 1)) 10
+grep -q "dropped a $((max + 1))-byte UDP datagram" "${ZTNA_LOG_OF[${ZTNA_PID_OF[agent1]}]}" ||
+  ztna_fail "the agent did not log the oversized datagram"
+ztna_log "max_datagram $max: $max bytes crossed, $((max + 1)) dropped and counted"
 
 ztna_pass
