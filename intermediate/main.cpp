@@ -1,6 +1,7 @@
 // ztna-intermediate: `run` starts the daemon, `status` asks a running one.
 #include "intermediate.hpp"
 
+#include "io/control_client.hpp"
 #include "io/daemon_cli.hpp"
 #include "io/status_command.hpp"
 
@@ -62,6 +63,13 @@ int main(int argc, char** argv) {
       "intermediate", log_level, status_socket, [&](boost::asio::io_context& io) {
         auto addr = ztna::Address::parse(listen);
         if (!addr) throw std::runtime_error("--listen: not an IP:port: " + listen);
+        // QUIC takes the smaller of the two sides' max_idle_timeout (RFC 9000 §10.1).
+        const auto peers_idle = std::chrono::duration_cast<std::chrono::seconds>(
+            ztna::io::ControlClient::Options{}.idle_timeout);
+        if (idle_timeout > peers_idle.count())
+          spdlog::warn("--idle-timeout {}: agents and connectors offer {} s, and QUIC uses the "
+                       "smaller value, so peers are dropped after {} s of silence",
+                       idle_timeout, peers_idle.count(), peers_idle.count());
         ztna::IntermediateOptions opts{*addr, tls, std::chrono::seconds(idle_timeout)};
         return std::make_unique<ztna::Intermediate>(io, opts);
       });
