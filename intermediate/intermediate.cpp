@@ -172,10 +172,12 @@ void Intermediate::on_hello(Peer& peer, const wire::Hello& m) {
   for (auto& [id, other] : peers_) {
     if (other.get() != &peer && other->registered() && other->name == peer.name &&
         other->role == m.role) {
-      spdlog::info("peer '{}' reconnected from {}; closing its old connection from {}", peer.name,
-                   peer.address.to_string(), other->address.to_string());
+      spdlog::info("peer '{}' registered again from {}; closing its old connection from {}",
+                   peer.name, peer.address.to_string(), other->address.to_string());
       counters_.peers_replaced++;
-      other->quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Shutdown), "replaced");
+      other->quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Replaced),
+                              "replaced by a connection with the same identity from " +
+                                  peer.address.to_string());
     }
   }
   peer.role = m.role;

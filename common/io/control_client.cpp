@@ -19,6 +19,8 @@ const char* ControlClient::state_name() const {
     return "backoff";
   case State::Stopped:
     return "stopped";
+  case State::Replaced:
+    return "replaced";
   }
   return "?";
 }
@@ -100,9 +102,22 @@ void ControlClient::on_stream_data(int64_t stream_id, std::span<const uint8_t> d
 
 void ControlClient::on_lost(const std::string& why) {
   bool was_connected = state_ == State::Connected;
+  const bool replaced =
+      peer_ && peer_->conn().peer_close_code() == static_cast<uint64_t>(wire::ErrorCode::Replaced);
   peer_.reset();
   if (state_ == State::Stopped) return;
   last_error_ = why;
+  if (replaced) {
+    // Another daemon holds our identity now. Reconnecting would take it back from that one,
+    // which would take it back in turn: the two would replace each other for ever. The newest
+    // one keeps it; this one says so and stays down until it is restarted.
+    state_ = State::Replaced;
+    spdlog::error("control: {}: another daemon with this identity registered with the "
+                  "intermediate; not reconnecting (restart this one to take the identity back)",
+                  why);
+    if (was_connected && listener_.lost) listener_.lost(why);
+    return;
+  }
   state_ = State::Backoff;
   auto delay = backoff_.next(static_cast<uint32_t>(rng_()));
   spdlog::warn("control: {} {}; retrying in {} ms",

@@ -34,7 +34,8 @@ public:
     std::function<void(const wire::ControlMessage&)> message;  // anything else the server says
     std::function<void(const std::string& why)> lost;          // connection gone; retrying
   };
-  enum class State { Connecting, Connected, Backoff, Stopped };
+  // Replaced: another daemon registered our identity; we do not reconnect (see on_lost).
+  enum class State { Connecting, Connected, Backoff, Stopped, Replaced };
 
   ControlClient(boost::asio::io_context& io, Endpoint& endpoint, Options options, Listener listener);
   void start();

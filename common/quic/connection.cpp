@@ -384,6 +384,8 @@ bool Connection::read_packet(const Path& path, std::span<const uint8_t> packet, 
   if (rv == NGTCP2_ERR_DRAINING) {
     ngtcp2_connection_close_error cc;
     ngtcp2_conn_get_connection_close_error(conn_, &cc);
+    if (cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION)
+      peer_close_code_ = cc.error_code;
     std::string why = "peer closed the connection (code " + std::to_string(cc.error_code);
     if (cc.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
         (cc.error_code & ~uint64_t{0xff}) == NGTCP2_CRYPTO_ERROR) {

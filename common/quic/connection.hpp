@@ -123,6 +123,8 @@ public:
   bool handshake_completed() const { return handshake_completed_; }
   bool handshake_confirmed() const { return handshake_confirmed_; }
   const std::string& error() const { return error_; }
+  // The application error code of the peer's CONNECTION_CLOSE, if it closed us that way.
+  std::optional<uint64_t> peer_close_code() const { return peer_close_code_; }
   // CN of the peer's verified certificate (after the handshake).
   const std::string& peer_name() const { return peer_name_; }
   // The current network path (the one packets are sent on).
@@ -185,6 +187,7 @@ private:
   bool finished_ = false;
   bool pending_close_ = false;  // a CONNECTION_CLOSE still has to go out
   bool stateless_reset_ = false; // the peer reset us (RFC 9000 §10.3)
+  std::optional<uint64_t> peer_close_code_;
 
   friend struct ConnectionCallbacks;
 };

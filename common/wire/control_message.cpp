@@ -352,6 +352,8 @@ const char* to_string(ErrorCode code) {
     return "internal error";
   case ErrorCode::Shutdown:
     return "shutdown";
+  case ErrorCode::Replaced:
+    return "replaced";
   }
   return "unknown error code";
 }
@@ -367,7 +369,7 @@ const char* to_string(Role role) {
 }
 
 bool is_known_error_code(uint16_t value) {
-  return value <= static_cast<uint16_t>(ErrorCode::Shutdown);
+  return value <= static_cast<uint16_t>(ErrorCode::Replaced);
 }
 
 ControlType control_type(const ControlMessage& m) {

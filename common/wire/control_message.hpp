@@ -41,6 +41,7 @@ enum class ErrorCode : uint16_t {
   SessionGone = 6,
   Internal = 7,
   Shutdown = 8,
+  Replaced = 9,
 };
 
 // Type codes on the wire; equal to the ControlMessage variant index + 1.

@@ -219,8 +219,8 @@ TEST_CASE("control: names in other messages", "[control]") {
 }
 
 TEST_CASE("control: error codes and reasons", "[control]") {
-  CHECK(decode_error(ControlType::SessionReject, bytes({0, 0, 0, 1, 0, 9, 0})) ==
-        "SessionReject: unknown error code 9");
+  CHECK(decode_error(ControlType::SessionReject, bytes({0, 0, 0, 1, 0, 10, 0})) ==
+        "SessionReject: unknown error code 10");
   CHECK(decode_error(ControlType::ErrorMessage, bytes({0xFF, 0xFF, 0})) ==
         "ErrorMessage: unknown error code 65535");
   CHECK(decode_error(ControlType::SessionClosed, bytes({0, 0, 0, 0, 0, 0, 0, 1, 1, 0})) ==
@@ -300,10 +300,11 @@ TEST_CASE("control: error code and role names", "[control]") {
   CHECK(std::string(to_string(ErrorCode::SessionGone)) == "session gone");
   CHECK(std::string(to_string(ErrorCode::Internal)) == "internal error");
   CHECK(std::string(to_string(ErrorCode::Shutdown)) == "shutdown");
+  CHECK(std::string(to_string(ErrorCode::Replaced)) == "replaced");
   CHECK(std::string(to_string(static_cast<ErrorCode>(1234))) == "unknown error code");
   CHECK(std::string(to_string(Role::Agent)) == "agent");
   CHECK(std::string(to_string(Role::Connector)) == "connector");
-  for (uint16_t v = 0; v <= 8; ++v)
+  for (uint16_t v = 0; v <= 9; ++v)
     CHECK(is_known_error_code(v));
-  CHECK_FALSE(is_known_error_code(9));
+  CHECK_FALSE(is_known_error_code(10));
 }
