@@ -82,7 +82,7 @@ void Agent::on_tcp(LocalListener& l, tcp::socket s) {
 }
 
 size_t Agent::max_udp_payload(const std::string& service) {
-  return quic::ConnectionConfig{}.max_datagram() - wire::datagram_overhead(service);
+  return quic::kMaxUdpPayload - quic::kDatagramOverhead - wire::datagram_overhead(service);
 }
 
 void Agent::on_udp(LocalListener& l, const Address& from, std::span<const uint8_t> payload) {

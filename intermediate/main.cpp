@@ -20,8 +20,7 @@ void print_human(const nlohmann::json& j) {
               << p.value("address", "?") << "  rtt " << ztna::io::human_ms(p.value("rtt_ms", 0.0));
     if (!p["services"].empty()) {
       std::cout << "  serves";
-      for (auto& s : p["services"])
-        std::cout << " " << s.get<std::string>();
+      for (auto& s : p["services"]) std::cout << " " << s.get<std::string>();
     }
     std::cout << "\n";
   }
@@ -31,8 +30,7 @@ void print_human(const nlohmann::json& j) {
               << s.value("service", "?") << "] " << s.value("state", "?") << ", relayed "
               << ztna::io::human_bytes(s.value("relayed_bytes", 0ull)) << "\n";
   std::cout << "\ncounters:\n";
-  for (auto& [k, v] : j["counters"].items())
-    std::cout << "  " << k << " " << v << "\n";
+  for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
 }
 
 } // namespace
@@ -64,8 +62,7 @@ int main(int argc, char** argv) {
         auto addr = ztna::Address::parse(listen);
         if (!addr) throw std::runtime_error("--listen: not an IP:port: " + listen);
         // QUIC takes the smaller of the two sides' max_idle_timeout (RFC 9000 §10.1).
-        const auto peers_idle = std::chrono::duration_cast<std::chrono::seconds>(
-            ztna::io::ControlClient::Options{}.idle_timeout);
+        const auto peers_idle = ztna::io::ControlClient::kIdleTimeout;
         if (idle_timeout > peers_idle.count())
           spdlog::warn("--idle-timeout {}: agents and connectors offer {} s, and QUIC uses the "
                        "smaller value, so peers are dropped after {} s of silence",

@@ -20,6 +20,8 @@ namespace ztna::io {
 
 class ControlClient : public quic::ConnectionEvents {
 public:
+  // What our side offers as max_idle_timeout; the intermediate cannot make it longer.
+  static constexpr std::chrono::seconds kIdleTimeout{30};
   struct Options {
     Address intermediate;
     std::string server_name;
@@ -27,7 +29,7 @@ public:
     wire::Role role = wire::Role::Agent;
     std::vector<std::string> services;
     std::chrono::milliseconds keepalive{10000};
-    std::chrono::milliseconds idle_timeout{30000};
+    std::chrono::milliseconds idle_timeout = kIdleTimeout;
   };
   struct Listener {
     std::function<void()> connected;                           // registered, address known

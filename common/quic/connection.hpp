@@ -57,6 +57,8 @@ public:
 
 // Room for the short header, DATAGRAM frame header and AEAD tag around a DATAGRAM payload.
 inline constexpr size_t kDatagramOverhead = 64;
+// Our QUIC packets' size: leaves room for the relay header under a 1500-byte MTU.
+inline constexpr size_t kMaxUdpPayload = 1400;
 
 struct ConnectionConfig {
   bool server = false;
@@ -70,7 +72,7 @@ struct ConnectionConfig {
   uint64_t stream_window = 1 << 20;     // per-stream receive window
   uint64_t connection_window = 8 << 20; // connection receive window
   uint64_t max_bidi_streams = 256;      // concurrent peer-opened bidirectional streams
-  size_t max_udp_payload = 1400;        // leaves room for the relay header under a 1500 MTU
+  size_t max_udp_payload = kMaxUdpPayload;
   // The largest DATAGRAM payload we send: a DATAGRAM frame cannot span packets (RFC 9221 §5).
   size_t max_datagram() const { return max_udp_payload - kDatagramOverhead; }
   // Secret from which stateless reset tokens are derived (RFC 9000 §10.3.2).

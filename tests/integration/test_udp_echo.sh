@@ -111,7 +111,7 @@ ztna_wait_json agent1 10 "a session for service echo" \
 
 # The size limit: a datagram of exactly max_datagram bytes (from the agent's status) comes back
 # intact; one byte more cannot fit one DATAGRAM frame, so the agent drops it, counts it and says
-# so in its log, and the flow keeps working.
+# so in its log.
 max=$(ztna_json agent1 | jq -r '.exposes[] | select(.name == "echo") | .max_datagram')
 [[ $max =~ ^[0-9]+$ ]] || ztna_fail "agent status gives no max_datagram for echo: $max"
 cat >"$ZTNA_TMP/udp_sizes.py" <<'PY'
