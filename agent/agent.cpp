@@ -4,6 +4,7 @@
 #include "relay/relay_path.hpp"
 #include "wire/datagram_frame.hpp"
 #include "wire/relay_frame.hpp"
+#include "wire/stream_header.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -13,15 +14,19 @@ namespace {
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 constexpr auto kUdpFlowIdle = std::chrono::seconds(120);
 constexpr size_t kMaxQueuedPerRequest = 256;
-constexpr const char* kSessionAlpn = "ztna-session/1";
 } // namespace
 
 Agent::Agent(boost::asio::io_context& io, AgentOptions options)
-    : io_(io), options_(std::move(options)), tls_(options_.tls),
+    : io_(io), options_(std::move(options)),
+      tls_(std::make_shared<quic::TlsIdentity>(options_.tls, Role::Agent)),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
       control_(io, endpoint_,
-               io::ControlClient::Options{
-                   options_.intermediate, options_.intermediate_name, &tls_, wire::Role::Agent, {}},
+               io::ControlClient::Options{options_.intermediate,
+                                          options_.intermediate_name,
+                                          tls_,
+                                          wire::Role::Agent,
+                                          {},
+                                          &refusals_},
                io::ControlClient::Listener{
                    nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
                    [this](const std::string& why) { end_all("control connection lost: " + why); }}),
@@ -42,7 +47,8 @@ void Agent::start() {
     if (!frame || !(from == options_.intermediate) || it == sessions_.end()) return;
     it->second->quic().receive({relay_local_address(), options_.intermediate}, frame->payload);
   });
-  spdlog::info("agent '{}' on udp {}", tls_.name(), endpoint_.socket().local().to_string());
+  spdlog::info("agent '{}' on udp {}", tls_->name(), endpoint_.socket().local().to_string());
+  spdlog::info("identity: {}", tls_->summary());
   for (auto& l : listeners_)
     spdlog::info("  exposing '{}' on {}://{}", l->spec().name, l->spec().proto_name(),
                  l->spec().endpoint());
@@ -157,10 +163,10 @@ void Agent::on_control_message(const wire::ControlMessage& m) {
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
 }
 
-TunnelSession& Agent::create_session(const wire::SessionReady& m) {
+TunnelSession& Agent::create_session(const wire::SessionReady& m, const std::string& service) {
   uint64_t id = m.session_id;
-  auto session =
-      std::make_unique<TunnelSession>(id, m.connector, [this, id](std::span<const uint8_t> d) {
+  auto session = std::make_unique<TunnelSession>(
+      id, m.connector, service, m.authorization, [this, id](std::span<const uint8_t> d) {
         if (auto p = wire::parse_ping(d)) {
           if (p->pong) on_pong(id, p->id);
           return;
@@ -168,9 +174,14 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m) {
         on_udp_reply(d);
       });
   quic::ConnectionConfig cfg;
-  cfg.tls = &tls_;
-  cfg.alpn = kSessionAlpn;
-  cfg.server_name = m.connector; // the connector must prove it is the one the intermediate chose
+  cfg.tls = tls_;
+  cfg.alpn = std::string(wire::kSessionAlpn);
+  // The connector must prove it is the one the intermediate chose, with a certificate for TLS
+  // servers: an agent's certificate can never act as a session's server.
+  cfg.server_name = m.connector;
+  cfg.peer.roles = {Role::Connector};
+  cfg.peer.server_auth = true;
+  cfg.peer.name = m.connector;
   cfg.datagrams = true;
   cfg.keepalive = std::chrono::seconds(10);
   cfg.max_bidi_streams = 0;
@@ -207,10 +218,10 @@ void Agent::on_session_ready(const wire::SessionReady& m) {
   std::string service = req->first;
   Request r = std::move(req->second);
   requests_.erase(req);
-  auto it = sessions_.find(m.session_id);
-  TunnelSession& session = it != sessions_.end() ? *it->second : create_session(m);
+  // One session per service: the authorization it carries names that one service.
+  if (sessions_.count(m.session_id)) return;
+  TunnelSession& session = create_session(m, service);
   if (!sessions_.count(m.session_id)) return; // could not start
-  session.services().insert(service);
   session_of_service_[service] = m.session_id;
   for (auto& s : r.connections)
     session.add_connection(service, std::move(s));
@@ -329,11 +340,15 @@ void Agent::on_session_reject(const wire::SessionReject& m) {
 void Agent::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
-  spdlog::info("session {:016x} with connector '{}' ended: {}", id, it->second->connector(), why);
-  for (auto& svc : it->second->services())
-    if (auto m = session_of_service_.find(svc); m != session_of_service_.end() && m->second == id)
-      session_of_service_.erase(m);
   auto& q = it->second->quic();
+  if (q.attached() && !q.conn().handshake_completed() && q.conn().refusal())
+    refusals_.refused(*q.conn().refusal(), q.conn().path().remote,
+                      "session " + fmt::format("{:016x}", id) + " (the connector's certificate)");
+  spdlog::info("session {:016x} with connector '{}' for '{}' ended: {}", id,
+               it->second->connector(), it->second->service(), why);
+  if (auto m = session_of_service_.find(it->second->service());
+      m != session_of_service_.end() && m->second == id)
+    session_of_service_.erase(m);
   if (q.attached() && !q.conn().finished()) q.close(0, "session closed");
   if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
   sessions_.erase(it);
@@ -375,6 +390,29 @@ void Agent::sweep() {
   });
 }
 
+void Agent::reload() {
+  try {
+    tls_ = std::make_shared<quic::TlsIdentity>(options_.tls, Role::Agent);
+    spdlog::info("reload: identity: {}", tls_->summary());
+  } catch (const std::exception& e) {
+    spdlog::error("reload: keeping the old certificates and CRL: {}", e.what());
+    return;
+  }
+  control_.set_tls(tls_);
+  std::vector<uint64_t> revoked;
+  for (auto& [id, s] : sessions_) {
+    const auto& q = s->quic();
+    if (q.attached() && q.conn().peer_identity() && tls_->is_revoked(*q.conn().peer_identity()))
+      revoked.push_back(id);
+  }
+  for (auto id : revoked) {
+    refusals_.refused({quic::Refusal::Revoked, "certificate revoked (listed in the reloaded CRL)"},
+                      sessions_[id]->quic().conn().path().remote,
+                      "live session " + fmt::format("{:016x}", id));
+    end_session(id, "the connector's certificate was revoked", true);
+  }
+}
+
 void Agent::shutdown() {
   for (auto& l : listeners_)
     l->stop();
@@ -387,9 +425,10 @@ void Agent::shutdown() {
 
 nlohmann::json Agent::status() const {
   nlohmann::json j;
-  j["name"] = tls_.name();
+  j["name"] = tls_->name();
   j["listen"] = endpoint_.socket().local().to_string();
   j["control"] = control_.status();
+  j["crl"] = {{"file", tls_->files().crl}, {"revoked", tls_->revoked_count()}};
   j["exposes"] = nlohmann::json::array();
   for (auto& l : listeners_) {
     nlohmann::json e{{"name", l->spec().name},
@@ -405,7 +444,8 @@ nlohmann::json Agent::status() const {
     const bool direct = paths && paths->manager().active() == ice::ActivePath::Direct;
     nlohmann::json js{{"session_id", fmt::format("{:016x}", id)},
                       {"connector", s->connector()},
-                      {"services", s->services()},
+                      {"service", s->service()},
+                      {"services", nlohmann::json::array({s->service()})},
                       {"path", direct ? "direct" : "relay"},
                       {"state", s->established() ? "established" : "handshaking"},
                       {"open_streams", s->open_streams()}};
@@ -428,7 +468,9 @@ nlohmann::json Agent::status() const {
     }
     j["sessions"].push_back(js);
   }
+  j["handshake_refusals"] = refusals_.json();
   j["counters"] = {{"sessions_opened", counters_.sessions_opened},
+                   {"tls_handshake_failures", refusals_.counters().total()},
                    {"sessions_rejected", counters_.sessions_rejected},
                    {"connections_refused_offline", counters_.connections_refused_offline},
                    {"connections_timed_out", counters_.connections_timed_out},

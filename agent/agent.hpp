@@ -4,6 +4,7 @@
 
 #include "io/control_client.hpp"
 #include "io/endpoint.hpp"
+#include "io/refusal_log.hpp"
 #include "io/status_server.hpp"
 #include "local_listener.hpp"
 #include "tunnel_session.hpp"
@@ -43,6 +44,9 @@ public:
   Agent(boost::asio::io_context& io, AgentOptions options);
   void start();
   void shutdown();
+  // SIGHUP: certificates and CRL; sessions with connectors the CRL now lists close at once, and
+  // so does the control connection if the intermediate's certificate is listed.
+  void reload();
   nlohmann::json status() const;
   // Requests on the status socket other than "status": "ping SERVICE".
   void request(const std::string& line, io::StatusServer::Reply reply);
@@ -84,15 +88,16 @@ private:
   void on_stun(const Address& from, std::span<const uint8_t> datagram);
   void start_paths(TunnelSession& s);
   void update_candidates();
-  TunnelSession& create_session(const wire::SessionReady& m);
+  TunnelSession& create_session(const wire::SessionReady& m, const std::string& service);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void end_all(const std::string& why);
   void sweep();
 
   boost::asio::io_context& io_;
   AgentOptions options_;
-  quic::TlsIdentity tls_;
+  quic::TlsIdentityPtr tls_;
   io::Endpoint endpoint_;
+  io::RefusalLog refusals_;
   io::ControlClient control_;
   std::vector<std::unique_ptr<LocalListener>> listeners_;
   std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;

@@ -8,8 +8,10 @@
 
 namespace ztna {
 
-TunnelSession::TunnelSession(uint64_t id, std::string connector, DatagramHandler on_datagram)
-    : id_(id), connector_(std::move(connector)), on_datagram_(std::move(on_datagram)) {}
+TunnelSession::TunnelSession(uint64_t id, std::string connector, std::string service,
+                             std::vector<uint8_t> authorization, DatagramHandler on_datagram)
+    : id_(id), connector_(std::move(connector)), service_(std::move(service)),
+      authorization_(std::move(authorization)), on_datagram_(std::move(on_datagram)) {}
 
 TunnelSession::~TunnelSession() {
   *alive_ = false;
@@ -113,6 +115,18 @@ void TunnelSession::send_datagram(std::span<const uint8_t> datagram) {
 void TunnelSession::on_handshake_completed() {
   spdlog::info("session {:016x}: end-to-end handshake with connector '{}' complete (relay path)",
                id_, connector_);
+  // Stream 0 first: the connector serves nothing before it has checked the authorization, and
+  // the streams and datagrams that follow are held there meanwhile, not refused.
+  auto& conn = quic_->conn();
+  auto sid = conn.open_bidi_stream();
+  if (!sid || *sid != wire::kAuthorizationStreamId) {
+    quic_->close(static_cast<uint64_t>(wire::StreamError::Internal),
+                 "cannot open the authorization stream");
+    return;
+  }
+  conn.send(*sid, wire::encode_authorization_stream(authorization_));
+  conn.finish(*sid);
+  authorization_.clear();
   for (auto& d : early_datagrams_)
     quic_->conn().send_datagram(d);
   early_datagrams_.clear();

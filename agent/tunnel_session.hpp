@@ -1,5 +1,6 @@
-// One end-to-end session from the agent to a connector (DESIGN D2): the QUIC client side,
-// carrying one stream per local TCP connection and the datagrams of the UDP flows.
+// One end-to-end session from the agent to a connector for one service (DESIGN D2, D6): the QUIC
+// client side. Its first stream carries the intermediate's authorization to the connector; then
+// one stream per local TCP connection, and the datagrams of the UDP flows.
 #pragma once
 
 #include "io/path_driver.hpp"
@@ -22,13 +23,13 @@ public:
   using tcp = boost::asio::ip::tcp;
   using DatagramHandler = std::function<void(std::span<const uint8_t> payload)>;
 
-  TunnelSession(uint64_t id, std::string connector, DatagramHandler on_datagram);
+  TunnelSession(uint64_t id, std::string connector, std::string service,
+                std::vector<uint8_t> authorization, DatagramHandler on_datagram);
   ~TunnelSession() override;
 
   uint64_t id() const { return id_; }
   const std::string& connector() const { return connector_; }
-  std::set<std::string>& services() { return services_; }
-  const std::set<std::string>& services() const { return services_; }
+  const std::string& service() const { return service_; }
   void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
   // The path layer (DESIGN D3); null when the agent runs relay-only.
   void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
@@ -74,7 +75,8 @@ private:
 
   uint64_t id_;
   std::string connector_;
-  std::set<std::string> services_;
+  std::string service_;
+  std::vector<uint8_t> authorization_; // sent on stream 0, then dropped
   DatagramHandler on_datagram_;
   std::unique_ptr<io::QuicPeer> quic_;
   std::unique_ptr<io::PathDriver> paths_;

@@ -1,5 +1,6 @@
 #include "backend_session.hpp"
 
+#include "io/clock.hpp"
 #include "wire/datagram_frame.hpp"
 
 #include <spdlog/spdlog.h>
@@ -7,35 +8,69 @@
 namespace ztna {
 
 namespace {
-constexpr size_t kMaxUdpFlows = 1024;
 using tcp = boost::asio::ip::tcp;
 using udp = boost::asio::ip::udp;
+constexpr size_t kMaxWaitingDatagrams = 16; // per flow, while its backend's name resolves
 } // namespace
 
-BackendSession::BackendSession(boost::asio::io_context& io, uint64_t id, std::string agent,
-                               const Services& services, ConnectorCounters& counters)
-    : io_(io), id_(id), agent_(std::move(agent)), services_(services), counters_(counters) {}
+BackendSession::BackendSession(boost::asio::io_context& io, session::GateConfig gate,
+                               SocketBudget& budget, ConnectorCounters& counters)
+    : io_(io), gate_(std::move(gate)), budget_(budget), counters_(counters) {}
 
 BackendSession::~BackendSession() {
   *alive_ = false;
+  splices_.clear(); // before quic_: splices refer to it
+  budget_.in_use -= std::min(budget_.in_use, sockets_);
+}
+
+bool BackendSession::take_socket() {
+  if (sockets_ >= budget_.per_session || budget_.in_use >= budget_.total) {
+    counters_.backend_sockets_refused++;
+    return false;
+  }
+  sockets_++;
+  budget_.in_use++;
+  return true;
+}
+
+void BackendSession::give_socket() {
+  if (sockets_ == 0) return;
+  sockets_--;
+  budget_.in_use--;
 }
 
 void BackendSession::on_handshake_completed() {
-  auto& conn = quic_->conn();
-  // Zero trust: the certificate must be the agent the intermediate authorized for this session.
-  if (conn.peer_name() != agent_) {
-    counters_.sessions_wrong_agent++;
-    spdlog::warn(
-        "session {:016x}: certificate is '{}' but the session was offered to '{}'; closing", id_,
-        conn.peer_name(), agent_);
-    quic_->close(static_cast<uint64_t>(wire::StreamError::Internal), "wrong agent identity");
-    return;
-  }
-  spdlog::info("session {:016x}: end-to-end handshake with agent '{}' complete", id_, agent_);
+  // The handshake already checked the certificate: an agent, TLS client usage, the very agent
+  // the intermediate offered this session for (connector.cpp sets the requirement).
+  gate_.on_handshake(*quic_->conn().peer_identity());
+  spdlog::info("session {:016x}: end-to-end handshake with agent '{}' complete; waiting for its "
+               "authorization",
+               id(), agent());
 }
 
-void BackendSession::on_stream_open(int64_t stream_id) {
-  pending_.try_emplace(stream_id);
+// Carries out what the gate decided. Called from inside ngtcp2's callbacks too: a close is
+// queued by quic::Connection and the rest of the packet is dropped.
+void BackendSession::run_gate() {
+  for (auto& action : gate_.take_actions()) {
+    if (auto* open = std::get_if<session::OpenBackend>(&action)) {
+      connect_backend(open->stream, *open->spec);
+    } else if (auto* reset = std::get_if<session::ResetStream>(&action)) {
+      reject_stream(reset->stream, reset->code, reset->why);
+    } else if (auto* c = std::get_if<session::Consume>(&action)) {
+      quic_->conn().consume(c->stream, c->bytes);
+    } else if (auto* d = std::get_if<session::DeliverDatagram>(&action)) {
+      deliver_udp(d->flow, *d->spec, std::move(d->payload));
+    } else if (auto* ping = std::get_if<session::AnswerPing>(&action)) {
+      quic_->conn().send_datagram(wire::encode_ping(true, ping->id));
+    } else if (auto* close = std::get_if<session::CloseSession>(&action)) {
+      spdlog::warn("session {:016x}: refusing agent '{}': {}", id(), agent(), close->reason);
+      quic_->close(static_cast<uint64_t>(close->code), close->reason);
+      return;
+    } else if (auto* ok = std::get_if<session::Authorized>(&action)) {
+      spdlog::info("session {:016x}: {}", id(), ok->line);
+    }
+  }
+  if (!quic_->conn().finished()) quic_->schedule_flush();
 }
 
 void BackendSession::on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) {
@@ -43,79 +78,50 @@ void BackendSession::on_stream_data(int64_t stream_id, std::span<const uint8_t> 
     it->second->on_stream_data(data, fin);
     return;
   }
-  auto it = pending_.find(stream_id);
-  if (it == pending_.end()) return; // rejected already; late data is ignored
-  auto& p = it->second;
-  if (p.header.state() == wire::StreamHeaderDecoder::State::Done) {
-    // Waiting for the backend: hold the bytes (bounded by the stream's flow-control window).
-    p.early.insert(p.early.end(), data.begin(), data.end());
-    p.fin = p.fin || fin;
-    return;
-  }
-  size_t used = 0;
-  auto state = p.header.feed(data, used);
-  quic_->conn().consume(stream_id, used);
-  if (state == wire::StreamHeaderDecoder::State::Malformed) {
-    counters_.streams_malformed++;
-    spdlog::warn("session {:016x}: stream {}: bad header: {}", id_, stream_id, p.header.error());
-    return reject_stream(stream_id, wire::StreamError::MalformedHeader);
-  }
-  if (state == wire::StreamHeaderDecoder::State::NeedMore) {
-    if (fin) reject_stream(stream_id, wire::StreamError::MalformedHeader);
-    return;
-  }
-  p.early.insert(p.early.end(), data.begin() + static_cast<ptrdiff_t>(used), data.end());
-  p.fin = fin;
-  on_header(stream_id, p);
-}
-
-void BackendSession::on_header(int64_t stream_id, PendingStream& p) {
-  auto svc = services_.find(p.header.service());
-  if (svc == services_.end() || svc->second.proto != ServiceSpec::Proto::Tcp) {
-    counters_.unknown_service++;
-    spdlog::warn("session {:016x}: agent '{}' asked for unknown tcp service '{}'", id_, agent_,
-                 p.header.service());
-    return reject_stream(stream_id, wire::StreamError::UnknownService);
-  }
-  connect_backend(stream_id, svc->second);
+  gate_.on_stream_data(stream_id, data, fin, io::unix_ms());
+  run_gate();
 }
 
 void BackendSession::connect_backend(int64_t stream_id, const ServiceSpec& spec) {
+  if (!take_socket()) {
+    return reject_stream(stream_id, wire::StreamError::BackendRefused,
+                         "backend socket budget spent (" + std::to_string(sockets_) +
+                             " in this session, " + std::to_string(budget_.in_use) + " in all)");
+  }
   auto resolver = std::make_shared<tcp::resolver>(io_);
   auto socket = std::make_shared<tcp::socket>(io_);
   resolver->async_resolve(
       spec.host, std::to_string(spec.port),
-      [this, alive = alive_, resolver, socket, stream_id, spec](boost::system::error_code ec,
-                                                                tcp::resolver::results_type r) {
+      [this, alive = alive_, resolver, socket, stream_id, &spec](boost::system::error_code ec,
+                                                                 tcp::resolver::results_type r) {
         if (!*alive) return;
-        auto fail = [&](const std::string& what) {
+        if (ec) {
+          give_socket();
           counters_.backend_connect_failures++;
-          spdlog::warn("session {:016x}: service '{}': backend {} {}", id_, spec.name,
-                       spec.endpoint(), what);
-          reject_stream(stream_id, wire::StreamError::BackendRefused);
-        };
-        if (ec) return fail("does not resolve: " + ec.message());
+          return reject_stream(stream_id, wire::StreamError::BackendRefused,
+                               "service '" + spec.name + "': backend " + spec.endpoint() +
+                                   " does not resolve: " + ec.message());
+        }
         boost::asio::async_connect(
             *socket, r,
-            [this, alive, socket, stream_id, spec, fail](boost::system::error_code ec2,
-                                                         const tcp::endpoint&) {
+            [this, alive, socket, stream_id, &spec](boost::system::error_code ec2,
+                                                    const tcp::endpoint&) {
               if (!*alive) return;
-              auto it = pending_.find(stream_id);
-              if (it == pending_.end()) return; // the agent gave up meanwhile
               if (ec2) {
+                give_socket();
                 counters_.backend_connect_failures++;
-                spdlog::warn("session {:016x}: service '{}': backend {} refused: {}", id_,
-                             spec.name, spec.endpoint(), ec2.message());
-                return reject_stream(stream_id, wire::StreamError::BackendRefused);
+                return reject_stream(stream_id, wire::StreamError::BackendRefused,
+                                     "service '" + spec.name + "': backend " + spec.endpoint() +
+                                         " refused: " + ec2.message());
               }
+              auto [early, fin] = gate_.take_early(stream_id);
+              if (quic_->conn().finished()) return give_socket();
               counters_.streams_opened++;
-              spdlog::debug("session {:016x}: stream {} -> '{}' ({})", id_, stream_id, spec.name,
+              spdlog::debug("session {:016x}: stream {} -> '{}' ({})", id(), stream_id, spec.name,
                             spec.endpoint());
-              auto splice = std::make_unique<io::TcpSplice>(
-                  *quic_, stream_id, [this](int64_t id) { splices_.erase(id); });
-              auto early = std::move(it->second.early);
-              bool fin = it->second.fin;
-              pending_.erase(it);
+              auto splice = std::make_unique<io::TcpSplice>(*quic_, stream_id, [this](int64_t sid) {
+                if (splices_.erase(sid)) give_socket();
+              });
               auto* s = splice.get();
               splices_.emplace(stream_id, std::move(splice));
               s->on_stream_data(early, fin);
@@ -124,20 +130,31 @@ void BackendSession::connect_backend(int64_t stream_id, const ServiceSpec& spec)
       });
 }
 
-void BackendSession::reject_stream(int64_t stream_id, wire::StreamError why) {
-  pending_.erase(stream_id);
+void BackendSession::reject_stream(int64_t stream_id, wire::StreamError why,
+                                   const std::string& log_line) {
+  if (why == wire::StreamError::NotAuthorized) {
+    // Said once per session: an agent that keeps trying gets counters, not a log per stream.
+    if (!wrong_service_logged_)
+      spdlog::warn("session {:016x}: agent '{}': {}; refused (streams_wrong_service)", id(),
+                   agent(), log_line);
+    wrong_service_logged_ = true;
+  } else {
+    spdlog::warn("session {:016x}: agent '{}': stream {}: {}", id(), agent(), stream_id,
+                 log_line);
+  }
+  gate_.on_stream_gone(stream_id);
   quic_->conn().reset(stream_id, static_cast<uint64_t>(why));
   quic_->schedule_flush();
 }
 
 void BackendSession::on_stream_reset(int64_t stream_id, uint64_t app_error) {
-  pending_.erase(stream_id);
+  gate_.on_stream_gone(stream_id);
   if (auto it = splices_.find(stream_id); it != splices_.end())
     it->second->on_stream_reset(app_error);
 }
 
 void BackendSession::on_stream_closed(int64_t stream_id) {
-  pending_.erase(stream_id);
+  gate_.on_stream_gone(stream_id);
   if (auto it = splices_.find(stream_id); it != splices_.end()) it->second->on_stream_closed();
 }
 
@@ -146,63 +163,83 @@ void BackendSession::on_stream_writable(int64_t stream_id) {
 }
 
 void BackendSession::on_datagram(std::span<const uint8_t> data) {
-  if (auto ping = wire::parse_ping(data)) {
-    // Echoed on the current path: the agent learns which path answers (ztna-agent ping).
-    if (!ping->pong && quic_) {
-      quic_->conn().send_datagram(wire::encode_ping(true, ping->id));
-      quic_->schedule_flush();
-    }
-    return;
-  }
-  auto d = wire::parse_datagram(data);
-  if (!d) {
-    counters_.datagrams_malformed++;
-    return;
-  }
-  auto flow = flows_.find(d->flow_id);
+  gate_.on_datagram(data);
+  run_gate();
+}
+
+void BackendSession::deliver_udp(uint32_t flow_id, const ServiceSpec& spec,
+                                 std::vector<uint8_t> payload) {
+  auto flow = flows_.find(flow_id);
   if (flow == flows_.end()) {
-    auto svc = services_.find(std::string(d->service));
-    if (svc == services_.end() || svc->second.proto != ServiceSpec::Proto::Udp) {
-      counters_.unknown_service++;
-      spdlog::warn("session {:016x}: agent '{}' sent a datagram for unknown udp service '{}'", id_,
-                   agent_, d->service);
-      return;
-    }
-    if (flows_.size() >= kMaxUdpFlows) {
+    if (!take_socket()) {
       counters_.datagrams_dropped++;
       return;
     }
-    auto target = Address::resolve(svc->second.endpoint());
-    if (!target) {
-      counters_.backend_connect_failures++;
-      spdlog::warn("session {:016x}: udp backend {} does not resolve", id_, svc->second.endpoint());
-      return;
-    }
     UdpFlow f;
-    f.socket = std::make_unique<udp::socket>(io_);
-    boost::system::error_code ec;
-    udp::endpoint ep;
-    ep.resize(target->len());
-    std::memcpy(ep.data(), target->sa(), target->len());
-    f.socket->open(ep.protocol(), ec);
-    if (!ec) f.socket->connect(ep, ec);
-    if (ec) {
-      counters_.backend_connect_failures++;
-      spdlog::warn("session {:016x}: udp backend {}: {}", id_, svc->second.endpoint(),
-                   ec.message());
-      return;
-    }
-    f.service = svc->second.name;
-    f.buf.resize(65536);
-    flow = flows_.emplace(d->flow_id, std::move(f)).first;
+    f.spec = &spec;
+    flow = flows_.emplace(flow_id, std::move(f)).first;
     counters_.udp_flows_opened++;
-    spdlog::debug("session {:016x}: udp flow {} -> '{}'", id_, d->flow_id, flow->second.service);
-    receive_udp(d->flow_id);
+    // Never a blocking look-up on the event loop: literals at once, names asynchronously.
+    if (auto literal = Address::parse(spec.endpoint())) {
+      udp::endpoint ep;
+      ep.resize(literal->len());
+      std::memcpy(ep.data(), literal->sa(), literal->len());
+      open_udp(flow_id, ep);
+    } else {
+      auto resolver = std::make_shared<udp::resolver>(io_);
+      resolver->async_resolve(
+          spec.host, std::to_string(spec.port),
+          [this, alive = alive_, resolver, flow_id](boost::system::error_code ec,
+                                                    udp::resolver::results_type r) {
+            if (!*alive || !flows_.count(flow_id)) return;
+            if (ec || r.empty()) {
+              counters_.backend_connect_failures++;
+              spdlog::warn("session {:016x}: udp backend {} does not resolve: {}", id(),
+                           flows_[flow_id].spec->endpoint(), ec ? ec.message() : "no address");
+              flows_.erase(flow_id);
+              give_socket();
+              return;
+            }
+            open_udp(flow_id, r.begin()->endpoint());
+          });
+    }
   }
-  flow->second.last_used = std::chrono::steady_clock::now();
+  auto& f = flow->second;
+  f.last_used = std::chrono::steady_clock::now();
+  if (!f.ready) {
+    if (f.waiting.size() < kMaxWaitingDatagrams)
+      f.waiting.push_back(std::move(payload));
+    else
+      counters_.datagrams_dropped++;
+    return;
+  }
   boost::system::error_code ec;
-  flow->second.socket->send(boost::asio::buffer(d->payload.data(), d->payload.size()), 0, ec);
+  f.socket->send(boost::asio::buffer(payload.data(), payload.size()), 0, ec);
   if (ec) counters_.datagrams_dropped++;
+}
+
+void BackendSession::open_udp(uint32_t flow_id, const udp::endpoint& target) {
+  auto& f = flows_.at(flow_id);
+  f.socket = std::make_unique<udp::socket>(io_);
+  boost::system::error_code ec;
+  f.socket->open(target.protocol(), ec);
+  if (!ec) f.socket->connect(target, ec);
+  if (ec) {
+    counters_.backend_connect_failures++;
+    spdlog::warn("session {:016x}: udp backend {}: {}", id(), f.spec->endpoint(), ec.message());
+    flows_.erase(flow_id);
+    give_socket();
+    return;
+  }
+  f.buf.resize(65536);
+  f.ready = true;
+  spdlog::debug("session {:016x}: udp flow {} -> '{}'", id(), flow_id, f.spec->name);
+  for (auto& p : f.waiting) {
+    f.socket->send(boost::asio::buffer(p.data(), p.size()), 0, ec);
+    if (ec) counters_.datagrams_dropped++;
+  }
+  f.waiting.clear();
+  receive_udp(flow_id);
 }
 
 void BackendSession::receive_udp(uint32_t flow_id) {
@@ -215,7 +252,7 @@ void BackendSession::receive_udp(uint32_t flow_id) {
     if (!ec) {
       // A reply goes back on the flow it answers: same session, same flow id.
       it->second.last_used = std::chrono::steady_clock::now();
-      auto dg = wire::encode_datagram(flow_id, it->second.service, {it->second.buf.data(), n});
+      auto dg = wire::encode_datagram(flow_id, it->second.spec->name, {it->second.buf.data(), n});
       if (!quic_->conn().send_datagram(dg)) counters_.datagrams_dropped++;
       quic_->schedule_flush();
     }
@@ -226,8 +263,14 @@ void BackendSession::receive_udp(uint32_t flow_id) {
 
 void BackendSession::expire_flows(std::chrono::steady_clock::time_point now,
                                   std::chrono::seconds idle) {
-  for (auto it = flows_.begin(); it != flows_.end();)
-    it = now - it->second.last_used > idle ? flows_.erase(it) : std::next(it);
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    if (now - it->second.last_used > idle) {
+      it = flows_.erase(it);
+      give_socket();
+    } else {
+      ++it;
+    }
+  }
 }
 
 } // namespace ztna

@@ -1,16 +1,19 @@
-// One end-to-end session on the connector: the QUIC server side of an agent's session, whose
-// streams and datagrams it connects to the backends of the published services.
+// One end-to-end session on the connector: the QUIC server side of an agent's session. What may
+// pass is decided by its SessionGate (common/session: the authorization, the allow list, one
+// service per session); this class carries out the gate's actions with sockets: TCP streams
+// spliced to backends, UDP flows to connected UDP sockets.
 #pragma once
 
 #include "control/service_spec.hpp"
 #include "io/path_driver.hpp"
 #include "io/quic_peer.hpp"
 #include "io/tcp_splice.hpp"
-#include "wire/stream_header.hpp"
+#include "session/session_gate.hpp"
 
 #include <boost/asio.hpp>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,27 +21,34 @@
 namespace ztna {
 
 struct ConnectorCounters {
-  uint64_t unknown_service = 0;
   uint64_t backend_connect_failures = 0;
-  uint64_t streams_malformed = 0;
   uint64_t streams_opened = 0;
   uint64_t udp_flows_opened = 0;
-  uint64_t datagrams_malformed = 0;
   uint64_t datagrams_dropped = 0;
-  uint64_t sessions_wrong_agent = 0;
   uint64_t relay_frames_unexpected = 0;
+  uint64_t offers_refused = 0;          // allow list or unknown service, before any handshake
+  uint64_t backend_sockets_refused = 0; // over the per-session or process budget
+  session::GateCounters gate;
+};
+
+// Backend sockets (TCP and UDP) the connector may hold: per session and for the process, so
+// that no agent can exhaust the connector's file descriptors (LimitNOFILE in the unit).
+struct SocketBudget {
+  size_t per_session = 256;
+  size_t total = 0; // set from RLIMIT_NOFILE at start-up
+  size_t in_use = 0;
 };
 
 class BackendSession : public quic::ConnectionEvents {
 public:
-  using Services = std::map<std::string, ServiceSpec>;
-
-  BackendSession(boost::asio::io_context& io, uint64_t id, std::string agent,
-                 const Services& services, ConnectorCounters& counters);
+  BackendSession(boost::asio::io_context& io, session::GateConfig gate, SocketBudget& budget,
+                 ConnectorCounters& counters);
   ~BackendSession() override;
 
-  uint64_t id() const { return id_; }
-  const std::string& agent() const { return agent_; }
+  uint64_t id() const { return gate_.config().session_id; }
+  const std::string& agent() const { return gate_.config().agent; }
+  const std::string& service() const { return gate_.config().service; }
+  bool authorized() const { return gate_.authorized(); }
   io::QuicPeer* quic() { return quic_.get(); }
   void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
   // The path layer, controlled side: answers and runs checks; the agent moves the session.
@@ -52,7 +62,6 @@ public:
 
   // quic::ConnectionEvents
   void on_handshake_completed() override;
-  void on_stream_open(int64_t stream_id) override;
   void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) override;
   void on_stream_reset(int64_t stream_id, uint64_t app_error) override;
   void on_stream_closed(int64_t stream_id) override;
@@ -60,34 +69,35 @@ public:
   void on_datagram(std::span<const uint8_t> data) override;
 
 private:
-  struct PendingStream {
-    wire::StreamHeaderDecoder header;
-    std::vector<uint8_t> early; // bytes after the header, before the backend answered
-    bool fin = false;
-  };
   struct UdpFlow {
     std::unique_ptr<boost::asio::ip::udp::socket> socket;
-    std::string service;
+    const ServiceSpec* spec = nullptr;
     std::chrono::steady_clock::time_point last_used;
     std::vector<uint8_t> buf;
+    std::deque<std::vector<uint8_t>> waiting; // while the backend's name resolves
+    bool ready = false;
   };
 
-  void on_header(int64_t stream_id, PendingStream& p);
+  void run_gate();
   void connect_backend(int64_t stream_id, const ServiceSpec& spec);
-  void reject_stream(int64_t stream_id, wire::StreamError why);
+  void reject_stream(int64_t stream_id, wire::StreamError why, const std::string& log_line);
+  void deliver_udp(uint32_t flow_id, const ServiceSpec& spec, std::vector<uint8_t> payload);
+  void open_udp(uint32_t flow_id, const boost::asio::ip::udp::endpoint& target);
   void receive_udp(uint32_t flow_id);
+  bool take_socket();
+  void give_socket();
 
   boost::asio::io_context& io_;
-  uint64_t id_;
-  std::string agent_;
-  const Services& services_;
+  session::SessionGate gate_;
+  SocketBudget& budget_;
+  size_t sockets_ = 0; // backend sockets this session holds (or is connecting)
   ConnectorCounters& counters_;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   std::unique_ptr<io::PathDriver> paths_;
   std::unique_ptr<io::QuicPeer> quic_;
-  std::map<int64_t, PendingStream> pending_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;
   std::map<uint32_t, UdpFlow> flows_;
+  bool wrong_service_logged_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

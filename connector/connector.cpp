@@ -6,11 +6,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 namespace ztna {
 
 namespace {
 constexpr auto kOfferTimeout = std::chrono::seconds(15);
 constexpr auto kUdpFlowIdle = std::chrono::seconds(120);
+// File descriptors kept out of the backend budget: the UDP socket, the status socket, logs,
+// resolvers.
+constexpr size_t kReservedDescriptors = 64;
 
 std::vector<std::string> names(const std::vector<ServiceSpec>& specs) {
   std::vector<std::string> out;
@@ -18,56 +23,69 @@ std::vector<std::string> names(const std::vector<ServiceSpec>& specs) {
     out.push_back(s.name);
   return out;
 }
+
+size_t descriptor_budget() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 65536;
+  return r.rlim_cur > kReservedDescriptors * 2 ? r.rlim_cur - kReservedDescriptors
+                                               : r.rlim_cur / 2;
+}
+
+std::shared_ptr<const auth::AuthorizationVerifier> load_verifier(const std::string& file) {
+  std::string error;
+  auto v = auth::AuthorizationVerifier::load(file, error);
+  if (!v) throw std::runtime_error("--authorization-pub: " + error);
+  return v;
+}
 } // namespace
 
 Connector::Connector(boost::asio::io_context& io, ConnectorOptions options)
-    : io_(io), options_(std::move(options)), tls_(options_.tls),
+    : io_(io), options_(std::move(options)),
+      tls_(std::make_shared<quic::TlsIdentity>(options_.tls, Role::Connector)),
+      verifier_(load_verifier(options_.authorization_pub)),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
       control_(io, endpoint_,
-               io::ControlClient::Options{options_.intermediate, options_.intermediate_name, &tls_,
-                                          wire::Role::Connector, names(options_.services)},
+               io::ControlClient::Options{options_.intermediate, options_.intermediate_name, tls_,
+                                          wire::Role::Connector, names(options_.services),
+                                          &refusals_},
                io::ControlClient::Listener{
                    nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
                    [this](const std::string& why) {
                      end_all_sessions("control connection lost: " + why);
                    }}),
       sweep_timer_(io) {
-  for (auto& s : options_.services)
+  for (auto& s : options_.services) {
+    // Deny by default here too: a service nobody may reach is a mistake worth stopping for.
+    if (!options_.allow.has(s.name))
+      throw std::runtime_error("service '" + s.name + "' has no --allow list; give --allow " +
+                               s.name + "=AGENT,group:GROUP,... (or --allow " + s.name +
+                               "='*' to serve every agent the intermediate authorizes)");
     services_[s.name] = s;
+  }
+  sockets_.per_session = options_.sockets_per_session;
+  sockets_.total = descriptor_budget();
 }
 
 void Connector::start() {
   endpoint_.on_stun([this](const Address& from, std::span<const uint8_t> d) { on_stun(from, d); });
   endpoint_.start([this](const Address& from, std::span<const uint8_t> d) { on_relay(from, d); });
-  spdlog::info("connector '{}' on udp {}, publishing {} service(s)", tls_.name(),
+  spdlog::info("connector '{}' on udp {}, publishing {} service(s)", tls_->name(),
                endpoint_.socket().local().to_string(), services_.size());
+  spdlog::info("identity: {}", tls_->summary());
+  spdlog::info("authorizations: {} trusted intermediate key(s) from {}", verifier_->key_count(),
+               options_.authorization_pub);
   for (auto& [name, s] : services_)
-    spdlog::info("  service '{}' -> {}://{}", name, s.proto_name(), s.endpoint());
+    spdlog::info("  service '{}' -> {}://{}, allowed: {}", name, s.proto_name(), s.endpoint(),
+                 options_.allow.describe(name));
+  spdlog::info("backend sockets: at most {} per session, {} in all (from the file descriptor "
+               "limit)",
+               sockets_.per_session, sockets_.total);
   control_.start();
   sweep();
 }
 
 void Connector::on_control_message(const wire::ControlMessage& m) {
-  if (auto* offer = std::get_if<wire::SessionOffer>(&m)) {
-    if (sessions_.count(offer->session_id)) return;
-    spdlog::info("session {:016x}: agent '{}' (at {}) for '{}': accepted", offer->session_id,
-                 offer->agent, offer->agent_address.to_string(), offer->service);
-    auto session = std::make_unique<BackendSession>(io_, offer->session_id, offer->agent, services_,
-                                                    counters_);
-    // The controlled side of the checks (DESIGN D4): it joins the rounds the agent opens.
-    ice::PathManagerConfig pc;
-    pc.controlling = false;
-    pc.session_id = offer->session_id;
-    io::PathDriver::Hooks hooks;
-    hooks.signal = [this](const wire::ControlMessage& msg) { return control_.send(msg); };
-    session->set_paths(
-        std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
-    session->paths()->set_local_candidates(
-        io::gather_candidates(endpoint_.socket(), control_.observed_address()));
-    sessions_.emplace(offer->session_id, std::move(session));
-    control_.send(wire::SessionAccept{offer->session_id});
-    return;
-  }
+  if (auto* offer = std::get_if<wire::SessionOffer>(&m)) return on_offer(*offer);
   if (auto* c = std::get_if<wire::Candidates>(&m)) {
     if (auto it = sessions_.find(c->session_id); it != sessions_.end())
       it->second->paths()->on_candidates(*c);
@@ -85,6 +103,50 @@ void Connector::on_control_message(const wire::ControlMessage& m) {
     return;
   }
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
+}
+
+void Connector::on_offer(const wire::SessionOffer& offer) {
+  if (sessions_.count(offer.session_id)) return;
+  // What can be refused before any handshake is refused here, and the agent hears so at once.
+  std::string refusal;
+  auto svc = services_.find(offer.service);
+  if (svc == services_.end())
+    refusal = "this connector does not publish '" + offer.service + "'";
+  else if (!options_.allow.may_allow(offer.service, offer.agent))
+    refusal = "this connector's allow list does not let agent '" + offer.agent + "' reach '" +
+              offer.service + "' (allowed: " + options_.allow.describe(offer.service) + ")";
+  if (!refusal.empty()) {
+    counters_.offers_refused++;
+    spdlog::warn("session {:016x}: refusing the offer for agent '{}': {}", offer.session_id,
+                 offer.agent, refusal);
+    control_.send(wire::SessionClosed{offer.session_id, wire::ErrorCode::NotAuthorized});
+    return;
+  }
+  spdlog::info("session {:016x}: agent '{}' (at {}) for '{}': accepted, waiting for its "
+               "handshake and authorization",
+               offer.session_id, offer.agent, offer.agent_address.to_string(), offer.service);
+  session::GateConfig gate;
+  gate.session_id = offer.session_id;
+  gate.connector = tls_->name();
+  gate.agent = offer.agent;
+  gate.service = offer.service;
+  gate.verifier = verifier_;
+  gate.allow = &options_.allow;
+  gate.services = &services_;
+  gate.replay = &replay_;
+  gate.counters = &counters_.gate;
+  auto session = std::make_unique<BackendSession>(io_, std::move(gate), sockets_, counters_);
+  // The controlled side of the checks (DESIGN D4): it joins the rounds the agent opens.
+  ice::PathManagerConfig pc;
+  pc.controlling = false;
+  pc.session_id = offer.session_id;
+  io::PathDriver::Hooks hooks;
+  hooks.signal = [this](const wire::ControlMessage& msg) { return control_.send(msg); };
+  session->set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
+  session->paths()->set_local_candidates(
+      io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+  sessions_.emplace(offer.session_id, std::move(session));
+  control_.send(wire::SessionAccept{offer.session_id});
 }
 
 void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram) {
@@ -109,10 +171,15 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
   }
   quic::ConnectionConfig cfg;
   cfg.server = true;
-  cfg.tls = &tls_;
-  cfg.alpn = "ztna-session/1";
+  cfg.tls = tls_;
+  cfg.alpn = std::string(wire::kSessionAlpn);
   cfg.datagrams = true;
   cfg.reset_secret = endpoint_.reset_secret();
+  // Exactly the agent the intermediate offered the session for, with a certificate for TLS
+  // clients: a connector's certificate, or another agent's, is refused in the handshake.
+  cfg.peer.roles = {Role::Agent};
+  cfg.peer.client_auth = true;
+  cfg.peer.name = s.agent();
   quic::Path path{relay_local_address(), options_.intermediate};
   std::string error;
   auto conn = quic::Connection::server(cfg, path, hd, s, io::now(), error);
@@ -140,15 +207,20 @@ void Connector::update_candidates() {
 
 void Connector::on_stun(const Address& from, std::span<const uint8_t> datagram) {
   std::vector<io::PathDriver*> drivers;
-  for (auto& [id, s] : sessions_) drivers.push_back(s->paths());
+  for (auto& [id, s] : sessions_)
+    drivers.push_back(s->paths());
   io::dispatch_stun(from, datagram, drivers, stun_counters_);
 }
 
 void Connector::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
+  auto* q = it->second->quic();
+  if (q && !q->conn().handshake_completed() && q->conn().refusal())
+    refusals_.refused(*q->conn().refusal(), q->conn().path().remote,
+                      "session " + fmt::format("{:016x}", id));
   spdlog::info("session {:016x} with agent '{}' ended: {}", id, it->second->agent(), why);
-  if (auto* q = it->second->quic(); q && !q->conn().finished()) q->close(0, "session closed");
+  if (q && !q->conn().finished()) q->close(0, "session closed");
   if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
   sessions_.erase(it);
 }
@@ -156,6 +228,40 @@ void Connector::end_session(uint64_t id, const std::string& why, bool tell_inter
 void Connector::end_all_sessions(const std::string& why) {
   while (!sessions_.empty())
     end_session(sessions_.begin()->first, why, false);
+}
+
+void Connector::reload() {
+  reloads_++;
+  try {
+    tls_ = std::make_shared<quic::TlsIdentity>(options_.tls, Role::Connector);
+    spdlog::info("reload: identity: {}", tls_->summary());
+  } catch (const std::exception& e) {
+    reload_failures_++;
+    spdlog::error("reload: keeping the old certificates and CRL: {}", e.what());
+  }
+  std::string error;
+  if (auto v = auth::AuthorizationVerifier::load(options_.authorization_pub, error)) {
+    verifier_ = std::move(v);
+    spdlog::info("reload: {} trusted intermediate key(s) from {}", verifier_->key_count(),
+                 options_.authorization_pub);
+  } else {
+    reload_failures_++;
+    spdlog::error("reload: keeping the old authorization keys: {}", error);
+  }
+  control_.set_tls(tls_);
+  std::vector<uint64_t> revoked;
+  for (auto& [id, s] : sessions_) {
+    auto* q = s->quic();
+    if (q && q->conn().peer_identity() && tls_->is_revoked(*q->conn().peer_identity()))
+      revoked.push_back(id);
+  }
+  for (auto id : revoked) {
+    auto* q = sessions_[id]->quic();
+    refusals_.refused({quic::Refusal::Revoked, "certificate revoked (listed in the reloaded CRL)"},
+                      q->conn().path().remote, "live session " + fmt::format("{:016x}", id));
+    q->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "certificate revoked");
+    end_session(id, "the agent's certificate was revoked", true);
+  }
 }
 
 void Connector::sweep() {
@@ -185,17 +291,23 @@ void Connector::shutdown() {
 
 nlohmann::json Connector::status() const {
   nlohmann::json j;
-  j["name"] = tls_.name();
+  j["name"] = tls_->name();
   j["listen"] = endpoint_.socket().local().to_string();
   j["control"] = control_.status();
+  j["crl"] = {{"file", tls_->files().crl}, {"revoked", tls_->revoked_count()}};
   j["services"] = nlohmann::json::array();
   for (auto& [name, s] : services_)
-    j["services"].push_back({{"name", name}, {"proto", s.proto_name()}, {"backend", s.endpoint()}});
+    j["services"].push_back({{"name", name},
+                             {"proto", s.proto_name()},
+                             {"backend", s.endpoint()},
+                             {"allow", options_.allow.describe(name)}});
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
     auto& session = const_cast<BackendSession&>(*s);
     nlohmann::json js{{"session_id", fmt::format("{:016x}", id)},
                       {"agent", s->agent()},
+                      {"service", s->service()},
+                      {"authorized", s->authorized()},
                       {"path", "relay"},
                       {"open_streams", s->open_streams()},
                       {"udp_flows", s->udp_flows()}};
@@ -218,20 +330,38 @@ nlohmann::json Connector::status() const {
     j["sessions"].push_back(js);
   }
   const auto& e = endpoint_.counters();
-  j["counters"] = {{"unknown_service", counters_.unknown_service},
+  const auto& g = counters_.gate;
+  j["handshake_refusals"] = refusals_.json();
+  j["backend_sockets"] = {{"in_use", sockets_.in_use},
+                          {"per_session", sockets_.per_session},
+                          {"total", sockets_.total}};
+  j["counters"] = {{"unknown_service", g.unknown_service},
                    {"backend_connect_failures", counters_.backend_connect_failures},
+                   {"backend_sockets_refused", counters_.backend_sockets_refused},
                    {"streams_opened", counters_.streams_opened},
-                   {"streams_malformed", counters_.streams_malformed},
+                   {"streams_malformed", g.streams_malformed},
+                   {"streams_wrong_service", g.streams_wrong_service},
                    {"udp_flows_opened", counters_.udp_flows_opened},
-                   {"datagrams_malformed", counters_.datagrams_malformed},
-                   {"datagrams_dropped", counters_.datagrams_dropped},
-                   {"sessions_wrong_agent", counters_.sessions_wrong_agent},
+                   {"datagrams_malformed", g.datagrams_malformed},
+                   {"datagrams_wrong_service", g.datagrams_wrong_service},
+                   {"datagrams_dropped", counters_.datagrams_dropped + g.datagrams_dropped},
+                   {"offers_refused", counters_.offers_refused},
+                   {"authorizations_accepted", g.authorizations_accepted},
+                   {"authorizations_malformed", g.authorizations_malformed},
+                   {"authorizations_forged", g.authorizations_forged},
+                   {"authorizations_expired", g.authorizations_expired},
+                   {"authorizations_mismatched", g.authorizations_mismatched},
+                   {"authorizations_replayed", g.authorizations_replayed},
+                   {"allow_list_denied", g.allow_list_denied},
+                   {"tls_handshake_failures", refusals_.counters().total()},
                    {"relay_frames_unexpected", counters_.relay_frames_unexpected},
                    {"junk_datagrams", e.junk_datagrams},
                    {"stun_malformed", stun_counters_.malformed},
                    {"stun_unauthenticated", stun_counters_.unauthenticated},
                    {"stun_unmatched", stun_counters_.unmatched},
-                   {"control_connects", control_.connects()}};
+                   {"control_connects", control_.connects()},
+                   {"reloads", reloads_},
+                   {"reload_failures", reload_failures_}};
   return j;
 }
 

@@ -1,9 +1,13 @@
-// ztna-connector: publishes services through the intermediate and serves agents' sessions.
+// ztna-connector: publishes services through the intermediate and serves agents' sessions, each
+// only after its own checks (the authorization, its allow list: common/session).
 #pragma once
 
+#include "auth/authorization.hpp"
 #include "backend_session.hpp"
 #include "io/control_client.hpp"
 #include "io/endpoint.hpp"
+#include "io/refusal_log.hpp"
+#include "session/allow_list.hpp"
 
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
@@ -19,6 +23,9 @@ struct ConnectorOptions {
   std::string intermediate_name;
   quic::TlsFiles tls;
   std::vector<ServiceSpec> services;
+  session::AllowList allow;
+  std::string authorization_pub; // the intermediate's public key(s), PEM
+  size_t sockets_per_session = 256;
 };
 
 class Connector {
@@ -26,10 +33,14 @@ public:
   Connector(boost::asio::io_context& io, ConnectorOptions options);
   void start();
   void shutdown();
+  // SIGHUP: certificates, CRL and the authorization keys; sessions of agents the CRL now lists
+  // close at once, and so does the control connection if the intermediate's certificate is.
+  void reload();
   nlohmann::json status() const;
 
 private:
   void on_control_message(const wire::ControlMessage& m);
+  void on_offer(const wire::SessionOffer& offer);
   void on_relay(const Address& from, std::span<const uint8_t> datagram);
   void start_session(BackendSession& s, std::span<const uint8_t> initial_packet);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
@@ -40,13 +51,18 @@ private:
 
   boost::asio::io_context& io_;
   ConnectorOptions options_;
-  quic::TlsIdentity tls_;
+  quic::TlsIdentityPtr tls_;
+  std::shared_ptr<const auth::AuthorizationVerifier> verifier_;
   io::Endpoint endpoint_;
-  BackendSession::Services services_;
+  std::map<std::string, ServiceSpec, std::less<>> services_;
+  io::RefusalLog refusals_;
   io::ControlClient control_;
+  session::ReplayGuard replay_;
+  SocketBudget sockets_;
   std::map<uint64_t, std::unique_ptr<BackendSession>> sessions_;
   ConnectorCounters counters_;
   io::StunCounters stun_counters_;
+  uint64_t reloads_ = 0, reload_failures_ = 0;
   boost::asio::steady_timer sweep_timer_;
   uint64_t sweeps_ = 0;
 };

@@ -23,10 +23,12 @@ void print_human(const nlohmann::json& j) {
   std::cout << "\nservices:\n";
   for (auto& s : j["services"])
     std::cout << "  " << s.value("name", "?") << " -> " << s.value("proto", "?") << "://"
-              << s.value("backend", "?") << "\n";
+              << s.value("backend", "?") << ", allowed: " << s.value("allow", "?") << "\n";
   std::cout << "\nsessions (" << j["sessions"].size() << "):\n";
   for (auto& s : j["sessions"]) {
-    std::cout << "  agent " << s.value("agent", "?") << " via " << s.value("path", "?") << ", "
+    std::cout << "  agent " << s.value("agent", "?") << " [" << s.value("service", "?") << "]"
+              << (s.value("authorized", false) ? "" : " (not authorized yet)") << " via "
+              << s.value("path", "?") << ", "
               << s.value("state", "?") << ", rtt " << ztna::io::human_ms(s.value("rtt_ms", 0.0))
               << ", sent " << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
               << ztna::io::human_bytes(s.value("bytes_received", 0ull)) << ", "
@@ -55,6 +57,22 @@ int main(int argc, char** argv) {
   run->add_option("--service", services,
                   "publish NAME=tcp://HOST:PORT or NAME=udp://HOST:PORT (repeatable)")
       ->required();
+  std::vector<std::string> allow;
+  run->add_option("--allow", allow,
+                  "who may reach a service, checked here whatever the intermediate says: "
+                  "SERVICE=AGENT[,group:GROUP][,...], or SERVICE='*' for every agent the "
+                  "intermediate authorizes (repeatable; every service needs one)");
+  std::string authorization_pub;
+  run->add_option("--authorization-pub", authorization_pub,
+                  "the intermediate's public key(s) for session authorizations (PEM; "
+                  "certs/make-certs writes authorization.pub)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  size_t sockets_per_session = 256;
+  run->add_option("--max-backend-sockets", sockets_per_session,
+                  "backend connections and UDP flows one session may hold")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   bool json = false;
   auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "connector");
 
@@ -64,7 +82,17 @@ int main(int argc, char** argv) {
   return ztna::io::run_daemon(
       "connector", log_level, status_socket, [&](boost::asio::io_context& io) {
         auto t = ztna::io::resolve(target);
-        ztna::ConnectorOptions opts{t.listen, t.intermediate, t.intermediate_name, tls, {}};
+        ztna::ConnectorOptions opts;
+        opts.listen = t.listen;
+        opts.intermediate = t.intermediate;
+        opts.intermediate_name = t.intermediate_name;
+        opts.tls = tls;
+        opts.authorization_pub = authorization_pub;
+        opts.sockets_per_session = sockets_per_session;
+        for (auto& a : allow) {
+          std::string error;
+          if (!opts.allow.add(a, error)) throw std::runtime_error("--allow " + error);
+        }
         for (auto& text : services) {
           std::string error;
           auto spec = ztna::parse_service_spec(text, error);

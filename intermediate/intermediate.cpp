@@ -1,98 +1,123 @@
 #include "intermediate.hpp"
 
 #include "io/clock.hpp"
+#include "io/random.hpp"
 #include "wire/relay_frame.hpp"
-#include "wire/text.hpp"
 
 #include <spdlog/spdlog.h>
 
 namespace ztna {
 
 namespace {
-constexpr auto kOfferTimeout = std::chrono::seconds(5);
+
+// A peer whose unacknowledged control data passes this has stopped reading: we close it rather
+// than buffer for it without end.
+constexpr size_t kMaxControlBacklog = 1 << 20;
+// A handshake that has not completed by then frees its half-open slot.
+constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
+
+void log_line(const broker::Log& l) {
+  if (l.level == broker::LogLevel::Warn)
+    spdlog::warn("{}", l.line);
+  else
+    spdlog::info("{}", l.line);
+}
+
 } // namespace
 
-// One control connection from an agent or a connector.
+// One control connection from an agent or a connector: QUIC and the control stream. What the
+// messages mean is the broker's business.
 struct Intermediate::Peer : quic::ConnectionEvents {
   Peer(Intermediate& owner, uint64_t id, const Address& address)
       : owner(owner), id(id), address(address) {}
 
-  void on_handshake_completed() override {
-    name = quic_peer->conn().peer_name();
-    if (!wire::is_valid_name(name)) {
-      // Names travel in control messages; one we cannot encode is refused up front.
-      owner.counters_.peers_refused++;
-      spdlog::warn("peer at {}: certificate CN '{}' is not a usable name (1-255 bytes, no spaces "
-                   "or control characters); closing",
-                   address.to_string(), name);
-      quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
-                       "unusable certificate name");
-      return;
-    }
-    spdlog::info("peer {} at {}: authenticated as '{}'", id, address.to_string(), name);
-  }
+  void on_handshake_completed() override { owner.on_authenticated(*this); }
   void on_stream_data(int64_t stream_id, std::span<const uint8_t> data, bool fin) override {
+    if (!authenticated) return;
     std::vector<wire::ControlMessage> messages;
     bool ok = stream.on_data(quic_peer->conn(), stream_id, data, messages);
     for (auto& m : messages)
-      owner.on_message(*this, m);
+      owner.broker_->on_message(id, m, owner.now());
+    owner.run_actions();
     if (!ok) return reject(stream.error());
     if (fin && stream.buffered() > 0) return reject("control stream ended inside a frame");
     if (fin) quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::None), "control stream ended");
   }
   // Malformed control data: a clear error to the peer, a counter, and the connection closes.
   void reject(const std::string& why) {
-    owner.counters_.control_messages_malformed++;
-    spdlog::warn("peer '{}' at {}: malformed control data: {}; closing", name, address.to_string(),
-                 why);
+    owner.control_messages_malformed_++;
+    spdlog::warn("{} at {}: malformed control data: {}; closing", describe(),
+                 address.to_string(), why);
     stream.send(quic_peer->conn(), wire::ErrorMessage{wire::ErrorCode::Malformed, why});
-    quic_peer->flush();
     quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Malformed), why);
   }
   // The client moved (NAT rebinding, new network) and proved the new address (RFC 9000 §9).
   void on_path_validated(const quic::Path& path, bool success) override {
-    if (success && !(path.remote == address)) owner.on_address_change(*this, path.remote);
+    if (!success || path.remote == address) return;
+    address = path.remote;
+    owner.broker_->on_address_change(id, path.remote);
+    owner.run_actions();
   }
   void send(const wire::ControlMessage& m) {
+    if (!stream.is_open() || quic_peer->conn().finished()) return;
     stream.send(quic_peer->conn(), m);
+    if (stream.backlog(quic_peer->conn()) > kMaxControlBacklog) {
+      owner.peers_not_reading_++;
+      spdlog::warn("{} at {}: over {} bytes of control messages unacknowledged; closing",
+                   describe(), address.to_string(), kMaxControlBacklog);
+      quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Limited),
+                       "not reading its control stream");
+      return;
+    }
     quic_peer->schedule_flush();
   }
-  bool registered() const { return role.has_value(); }
-  const char* role_name() const {
-    return !role ? "unregistered" : *role == wire::Role::Agent ? "agent" : "connector";
+  std::string describe() const {
+    const auto& id = quic_peer->conn().peer_identity();
+    return id ? id->describe() : "unauthenticated peer";
   }
 
   Intermediate& owner;
   uint64_t id;
   Address address; // the observed address: the one its QUIC packets come from
-  std::string name;
-  std::optional<wire::Role> role;
-  std::vector<std::string> services;
+  Address first_address; // where its handshake came from (the gate's half-open count)
+  bool authenticated = false;
   std::unique_ptr<io::QuicPeer> quic_peer;
   ControlStream stream;
 };
 
 Intermediate::Intermediate(boost::asio::io_context& io, IntermediateOptions options)
-    : io_(io), options_(std::move(options)), tls_(options_.tls),
-      endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)), sweep_timer_(io) {}
+    : io_(io), options_(std::move(options)),
+      tls_(std::make_shared<quic::TlsIdentity>(options_.tls, Role::Intermediate)),
+      endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
+      gate_(options_.handshakes), sweep_timer_(io) {
+  std::string error;
+  signer_ = auth::AuthorizationSigner::load(options_.authorization_key, error);
+  if (!signer_) throw std::runtime_error("--authorization-key: " + error);
+  auto policy = policy::Policy::load_file(options_.policy_file);
+  if (!policy) throw std::runtime_error("--policy: " + policy.error);
+  io::random_fill(retry_secret_);
+  auto bc = options_.broker;
+  bc.name = tls_->name();
+  bc.signer = signer_.get();
+  bc.random = io::random_fill;
+  broker_ = std::make_unique<broker::SessionBroker>(bc, policy.policy);
+}
 
 Intermediate::~Intermediate() = default;
+
+broker::Now Intermediate::now() const { return {io::now(), io::unix_ms()}; }
 
 void Intermediate::start() {
   endpoint_.start([this](const Address& from, std::span<const uint8_t> d) { on_relay(from, d); },
                   [this](const Address& from, std::span<const uint8_t> p, const ngtcp2_pkt_hd& hd) {
                     accept(from, p, hd);
                   });
-  spdlog::info("intermediate '{}' listening on udp {}", tls_.name(),
+  spdlog::info("intermediate '{}' listening on udp {}", tls_->name(),
                endpoint_.socket().local().to_string());
+  spdlog::info("identity: {}", tls_->summary());
+  spdlog::info("policy v{} loaded from {}: {}", broker_->policy().version(),
+               broker_->policy().source(), broker_->policy().summary());
   sweep();
-}
-
-uint64_t Intermediate::random_u64() {
-  uint64_t v = 0;
-  while (v == 0)
-    v = rng_();
-  return v;
 }
 
 Intermediate::Peer* Intermediate::find_peer(uint64_t id) {
@@ -100,29 +125,60 @@ Intermediate::Peer* Intermediate::find_peer(uint64_t id) {
   return it == peers_.end() ? nullptr : it->second.get();
 }
 
+// A new client Initial. Unauthenticated handshakes have a budget of their own (HandshakeGate):
+// under load a client must first prove its address with a Retry, and no source may hold many.
 void Intermediate::accept(const Address& from, std::span<const uint8_t> packet,
                           const ngtcp2_pkt_hd& hd) {
   if (stopping_) return;
-  if (peers_.size() >= options_.max_peers) {
-    counters_.peers_refused++;
+  const uint64_t unix_ns = io::unix_ms() * 1'000'000;
+  std::optional<ngtcp2_cid> odcid;
+  if (quic::has_retry_token(hd)) {
+    odcid = quic::verify_retry(hd, from, retry_secret_, unix_ns);
+    if (!odcid) {
+      // Forged, expired or for another address: no state, no answer (RFC 9000 §8.1.3).
+      gate_.bad_token();
+      return;
+    }
+  }
+  switch (gate_.admit(from, odcid.has_value(), io::now())) {
+  case quic::HandshakeGate::Verdict::Accept:
+    break;
+  case quic::HandshakeGate::Verdict::Retry: {
+    auto retry = quic::make_retry(hd, from, retry_secret_, unix_ns, packet.size());
+    if (!retry.empty()) endpoint_.socket().send(from, retry);
+    return;
+  }
+  case quic::HandshakeGate::Verdict::OverBudget:
+  case quic::HandshakeGate::Verdict::OverSourceLimit:
+    return; // counted by the gate
+  }
+  if (authenticated_ >= options_.max_peers) {
+    peers_refused_++;
     return;
   }
   uint64_t id = next_peer_id_++;
   auto peer = std::make_unique<Peer>(*this, id, from);
+  peer->first_address = from;
   quic::ConnectionConfig cfg;
   cfg.server = true;
-  cfg.tls = &tls_;
+  cfg.tls = tls_;
   cfg.alpn = std::string(wire::kControlAlpn);
   cfg.idle_timeout = options_.idle_timeout;
   cfg.reset_secret = endpoint_.reset_secret();
   cfg.max_bidi_streams = 1; // the control stream
+  cfg.handshake_timeout = kHandshakeTimeout;
+  // Agents and connectors, with certificates that allow TLS client authentication.
+  cfg.peer.roles = {Role::Agent, Role::Connector};
+  cfg.peer.client_auth = true;
   quic::Path path{endpoint_.socket().local(), from};
   std::string error;
-  auto conn = quic::Connection::server(cfg, path, hd, *peer, io::now(), error);
+  auto conn =
+      quic::Connection::server(cfg, path, hd, *peer, io::now(), error, odcid ? &*odcid : nullptr);
   if (!conn) {
     spdlog::warn("cannot accept connection from {}: {}", from.to_string(), error);
     return;
   }
+  gate_.started(from);
   auto* p = peer.get();
   p->quic_peer = std::make_unique<io::QuicPeer>(
       io_, &endpoint_.router(), [this](const quic::Path& path, std::span<const uint8_t> pkt) {
@@ -135,236 +191,112 @@ void Intermediate::accept(const Address& from, std::span<const uint8_t> packet,
   p->quic_peer->receive(path, packet);
 }
 
-void Intermediate::on_address_change(Peer& peer, const Address& now_seen) {
-  spdlog::info("peer '{}' moved from {} to {}", peer.name, peer.address.to_string(),
-               now_seen.to_string());
-  relay_.rebind(peer.address, now_seen);
-  peer.address = now_seen;
-  if (peer.registered()) peer.send(wire::ObservedAddress{now_seen});
+// Inside the TLS handshake the certificate was checked (chain, CRL, role, key usage): the peer
+// is who it says. From here on it counts against max_peers, not the half-open budget.
+void Intermediate::on_authenticated(Peer& peer) {
+  gate_.finished(peer.first_address);
+  peer.authenticated = true;
+  authenticated_++;
+  const auto& identity = *peer.quic_peer->conn().peer_identity();
+  spdlog::info("peer {} at {}: authenticated as {}", peer.id, peer.address.to_string(),
+               identity.describe());
+  broker_->on_authenticated(peer.id, identity, peer.address, now());
+  run_actions();
 }
 
-void Intermediate::on_message(Peer& peer, const wire::ControlMessage& m) {
-  if (stopping_) return;
-  if (auto* hello = std::get_if<wire::Hello>(&m)) return on_hello(peer, *hello);
-  if (!peer.registered()) {
-    counters_.control_messages_unexpected++;
-    peer.send(wire::ErrorMessage{wire::ErrorCode::NotAuthorized, "send Hello first"});
-    return;
-  }
-  if (auto* open = std::get_if<wire::OpenSession>(&m); open && *peer.role == wire::Role::Agent)
-    return on_open_session(peer, *open);
-  if (auto* acc = std::get_if<wire::SessionAccept>(&m); acc && *peer.role == wire::Role::Connector)
-    return on_session_accept(peer, *acc);
-  if (auto* closed = std::get_if<wire::SessionClosed>(&m)) return on_session_closed(peer, *closed);
-  if (auto* cands = std::get_if<wire::Candidates>(&m)) return on_candidates(peer, *cands);
-  counters_.control_messages_unexpected++;
-  spdlog::warn("peer '{}' ({}): unexpected {} message, ignored", peer.name, peer.role_name(),
-               wire::message_name(m));
-}
-
-void Intermediate::on_hello(Peer& peer, const wire::Hello& m) {
-  if (peer.registered()) {
-    counters_.control_messages_unexpected++;
-    return;
-  }
-  // One live registration per identity and role: a reconnecting daemon replaces its old
-  // connection at once instead of waiting for it to time out.
-  for (auto& [id, other] : peers_) {
-    if (other.get() != &peer && other->registered() && other->name == peer.name &&
-        other->role == m.role) {
-      spdlog::info("peer '{}' registered again from {}; closing its old connection from {}",
-                   peer.name, peer.address.to_string(), other->address.to_string());
-      counters_.peers_replaced++;
-      other->quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Replaced),
-                              "replaced by a connection with the same identity from " +
-                                  peer.address.to_string());
+void Intermediate::run_actions() {
+  for (auto& action : broker_->take_actions()) {
+    if (auto* s = std::get_if<broker::Send>(&action)) {
+      if (Peer* p = find_peer(s->to)) p->send(s->message);
+    } else if (auto* d = std::get_if<broker::Disconnect>(&action)) {
+      if (Peer* p = find_peer(d->peer)) {
+        // Said on the control stream too, so the peer's status shows why.
+        p->send(wire::ErrorMessage{d->code, d->reason});
+        p->quic_peer->close(static_cast<uint64_t>(d->code), d->reason);
+      }
+    } else if (auto* l = std::get_if<broker::Log>(&action)) {
+      log_line(*l);
     }
   }
-  peer.role = m.role;
-  if (m.role == wire::Role::Connector) {
-    peer.services = m.services;
-    directory_.add(peer.id, m.services);
-  }
-  spdlog::info(
-      "peer '{}' registered as {} from {}{}", peer.name, peer.role_name(), peer.address.to_string(),
-      peer.services.empty() ? "" : fmt::format(" serving {}", fmt::join(peer.services, ", ")));
-  peer.send(wire::ObservedAddress{peer.address});
-}
-
-void Intermediate::on_open_session(Peer& agent, const wire::OpenSession& m) {
-  auto has_session_with = [&](uint64_t connector) {
-    for (auto& [id, s] : sessions_)
-      if (s.agent == agent.id && s.connector == connector) return true;
-    return false;
-  };
-  auto load = [&](uint64_t connector) {
-    size_t n = 0;
-    for (auto& [id, s] : sessions_)
-      n += s.connector == connector;
-    return n;
-  };
-  auto pick = directory_.pick(m.service, load, has_session_with);
-  Peer* connector = pick ? find_peer(*pick) : nullptr;
-  if (!connector || connector->address == agent.address) {
-    counters_.sessions_rejected++;
-    auto reason = fmt::format("no connector serves '{}'", m.service);
-    spdlog::warn("session request from '{}' rejected: {}", agent.name, reason);
-    agent.send(wire::SessionReject{m.request_id, wire::ErrorCode::NoConnector, reason});
-    return;
-  }
-  for (auto& [id, s] : sessions_) {
-    if (s.agent != agent.id || s.connector != connector->id) continue;
-    s.services.insert(m.service);
-    if (s.accepted)
-      agent.send(wire::SessionReady{m.request_id, s.id, connector->name, connector->address});
-    else
-      s.waiting_requests.push_back(m.request_id);
-    return;
-  }
-  Session s;
-  s.id = random_u64();
-  s.agent = agent.id;
-  s.connector = connector->id;
-  s.services.insert(m.service);
-  s.waiting_requests.push_back(m.request_id);
-  s.offered_at = std::chrono::steady_clock::now();
-  spdlog::info("session {:016x}: '{}' wants '{}'; offering to connector '{}'", s.id, agent.name,
-               m.service, connector->name);
-  connector->send(wire::SessionOffer{s.id, agent.name, m.service, agent.address});
-  sessions_.emplace(s.id, std::move(s));
-}
-
-void Intermediate::on_session_accept(Peer& connector, const wire::SessionAccept& m) {
-  auto it = sessions_.find(m.session_id);
-  if (it == sessions_.end() || it->second.connector != connector.id || it->second.accepted) {
-    counters_.control_messages_unexpected++;
-    return;
-  }
-  auto& s = it->second;
-  Peer* agent = find_peer(s.agent);
-  if (!agent) return end_session(s.id, wire::ErrorCode::SessionGone, 0);
-  s.accepted = true;
-  counters_.sessions_opened++;
-  relay_.bind(s.id, agent->address, connector.address);
-  spdlog::info("session {:016x}: relay open between '{}' ({}) and '{}' ({})", s.id, agent->name,
-               agent->address.to_string(), connector.name, connector.address.to_string());
-  for (auto req : s.waiting_requests)
-    agent->send(wire::SessionReady{req, s.id, connector.name, connector.address});
-  s.waiting_requests.clear();
-}
-
-void Intermediate::on_session_closed(Peer& peer, const wire::SessionClosed& m) {
-  auto it = sessions_.find(m.session_id);
-  if (it == sessions_.end() || (it->second.agent != peer.id && it->second.connector != peer.id))
-    return;
-  spdlog::info("session {:016x}: closed by '{}' ({})", m.session_id, peer.name,
-               wire::to_string(m.code));
-  end_session(m.session_id, m.code, peer.id);
-}
-
-// Signaling for hole punching (DESIGN D4): only the session's two ends may exchange candidates,
-// and only once the session is accepted. When both ends' candidates of a round are in, both
-// get StartChecks in the same loop iteration so that their checks start together.
-void Intermediate::on_candidates(Peer& peer, const wire::Candidates& m) {
-  auto it = sessions_.find(m.session_id);
-  const bool is_end =
-      it != sessions_.end() && (it->second.agent == peer.id || it->second.connector == peer.id);
-  if (!is_end || !it->second.accepted) {
-    counters_.candidates_unauthorized++;
-    spdlog::warn("peer '{}' ({}): candidates for session {:016x}, which it is not part of; dropped",
-                 peer.name, peer.role_name(), m.session_id);
-    return;
-  }
-  auto& s = it->second;
-  const bool from_agent = s.agent == peer.id;
-  Peer* other = find_peer(from_agent ? s.connector : s.agent);
-  if (!other) return;
-  counters_.candidates_forwarded++;
-  spdlog::debug("session {:016x}: {} candidates of round {} from '{}' forwarded", s.id,
-                m.candidates.size(), m.generation, peer.name);
-  other->send(m);
-  const auto end = from_agent ? CheckCoordinator::End::Agent : CheckCoordinator::End::Connector;
-  if (checks_.on_candidates(s.id, end, m.generation)) {
-    counters_.check_rounds_started++;
-    spdlog::info("session {:016x}: both ends' candidates of round {} in; starting checks", s.id,
-                 m.generation);
-    peer.send(wire::StartChecks{s.id, m.generation});
-    other->send(wire::StartChecks{s.id, m.generation});
-  }
-}
-
-// Ends a session and tells both ends except `notify_not`.
-void Intermediate::end_session(uint64_t session_id, wire::ErrorCode code, uint64_t notify_not) {
-  auto it = sessions_.find(session_id);
-  if (it == sessions_.end()) return;
-  Session s = std::move(it->second);
-  sessions_.erase(it);
-  relay_.unbind(session_id);
-  checks_.forget(session_id);
-  if (Peer* agent = find_peer(s.agent); agent && s.agent != notify_not) {
-    for (auto req : s.waiting_requests)
-      agent->send(wire::SessionReject{req, code, "connector did not accept the session"});
-    if (s.accepted) agent->send(wire::SessionClosed{session_id, code});
-  }
-  if (Peer* conn = find_peer(s.connector); conn && s.connector != notify_not)
-    conn->send(wire::SessionClosed{session_id, code});
 }
 
 void Intermediate::on_peer_gone(uint64_t peer_id, const std::string& why) {
   auto it = peers_.find(peer_id);
   if (it == peers_.end()) return;
   auto& peer = *it->second;
-  if (!peer.quic_peer->conn().handshake_completed()) {
-    counters_.tls_handshake_failures++;
-    spdlog::warn("connection from {} failed before authentication: {}", peer.address.to_string(),
-                 why);
+  if (!peer.authenticated) {
+    gate_.finished(peer.first_address);
+    const auto& conn = peer.quic_peer->conn();
+    refusals_.refused(conn.refusal().value_or(quic::PeerRefusal{quic::Refusal::Other, why}),
+                      peer.address, "control connection");
   } else {
-    spdlog::info("peer '{}' ({}) at {} disconnected: {}", peer.name, peer.role_name(),
-                 peer.address.to_string(), why);
+    authenticated_--;
+    spdlog::info("{} at {} disconnected: {}", peer.describe(), peer.address.to_string(), why);
+    broker_->on_disconnected(peer_id, now());
   }
-  std::vector<uint64_t> ended;
-  for (auto& [id, s] : sessions_)
-    if (s.agent == peer_id || s.connector == peer_id) ended.push_back(id);
-  for (auto id : ended)
-    end_session(id, wire::ErrorCode::SessionGone, peer_id);
-  directory_.remove(peer_id);
   peers_.erase(it);
+  run_actions();
 }
 
 void Intermediate::on_relay(const Address& from, std::span<const uint8_t> datagram) {
   auto frame = wire::parse_relay_frame(datagram);
-  if (!frame) {
-    counters_.relay_frames_unauthorized++;
-    return;
-  }
-  auto to = relay_.route(frame->session_id, from);
-  if (!to) {
-    counters_.relay_frames_unauthorized++;
-    return;
-  }
+  // Session 0 is never bound: a frame that does not parse is counted as unauthorized.
+  if (!frame) return (void)broker_->on_relay(0, from, datagram.size(), io::now());
   // Forwarded unchanged: never larger than what came in, and only to the session's other end.
-  endpoint_.socket().send(*to, datagram);
-  counters_.relay_frames_forwarded++;
-  counters_.relay_bytes_forwarded += datagram.size();
-  if (auto it = sessions_.find(frame->session_id); it != sessions_.end())
-    it->second.relayed_bytes += datagram.size();
+  if (auto to = broker_->on_relay(frame->session_id, from, datagram.size(), io::now()))
+    endpoint_.socket().send(*to, datagram);
 }
 
 void Intermediate::sweep() {
-  auto now = std::chrono::steady_clock::now();
-  std::vector<uint64_t> expired;
-  for (auto& [id, s] : sessions_)
-    if (!s.accepted && now - s.offered_at > kOfferTimeout) expired.push_back(id);
-  for (auto id : expired) {
-    spdlog::warn("session {:016x}: connector did not accept within {} s", id,
-                 kOfferTimeout.count());
-    counters_.sessions_rejected++;
-    end_session(id, wire::ErrorCode::SessionGone, 0);
-  }
-  sweep_timer_.expires_after(std::chrono::seconds(1));
+  broker_->handle_timeout(now());
+  run_actions();
+  sweep_timer_.expires_after(std::chrono::milliseconds(500));
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep();
   });
+}
+
+void Intermediate::reload() {
+  reloads_++;
+  bool failed = false;
+  try {
+    auto fresh = std::make_shared<quic::TlsIdentity>(options_.tls, Role::Intermediate);
+    tls_ = fresh;
+    spdlog::info("reload: identity: {}", tls_->summary());
+  } catch (const std::exception& e) {
+    failed = true;
+    spdlog::error("reload: keeping the old certificates and CRL: {}", e.what());
+  }
+  std::string error;
+  if (auto signer = auth::AuthorizationSigner::load(options_.authorization_key, error)) {
+    signer_.swap(signer);
+    broker_->set_signer(signer_.get()); // before the old one goes at the end of this scope
+  } else {
+    failed = true;
+    spdlog::error("reload: keeping the old authorization key: {}", error);
+  }
+  auto policy = policy::Policy::load_file(options_.policy_file);
+  if (policy) {
+    spdlog::info("reload: policy v{} loaded from {}: {}", policy.policy->version(),
+                 policy.policy->source(), policy.policy->summary());
+    broker_->set_policy(policy.policy, now());
+  } else {
+    failed = true;
+    spdlog::error("reload: keeping the policy in force ({}): {}", broker_->policy().fingerprint(),
+                  policy.error);
+  }
+  // Live connections of identities the CRL now lists end at once.
+  for (auto& [id, peer] : peers_) {
+    const auto& identity = peer->quic_peer->conn().peer_identity();
+    if (!peer->authenticated || !identity || !tls_->is_revoked(*identity)) continue;
+    peers_refused_++;
+    refusals_.refused({quic::Refusal::Revoked, "certificate revoked (listed in the reloaded CRL)"},
+                      peer->address, "live control connection of " + identity->describe());
+    peer->quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
+                           "certificate revoked");
+  }
+  if (failed) reload_failures_++;
+  run_actions();
 }
 
 void Intermediate::shutdown() {
@@ -379,44 +311,74 @@ void Intermediate::shutdown() {
 
 nlohmann::json Intermediate::status() const {
   nlohmann::json j;
-  j["name"] = tls_.name();
+  j["name"] = tls_->name();
   j["listen"] = endpoint_.socket().local().to_string();
+  j["policy"] = {{"source", broker_->policy().source()},
+                 {"fingerprint", broker_->policy().fingerprint()},
+                 {"access_rules", broker_->policy().access_rule_count()},
+                 {"serve_rules", broker_->policy().serve_rule_count()}};
+  j["crl"] = {{"file", tls_->files().crl}, {"revoked", tls_->revoked_count()}};
   j["peers"] = nlohmann::json::array();
-  for (auto& [id, p] : peers_) {
-    if (!p->registered()) continue;
-    j["peers"].push_back({{"name", p->name},
-                          {"role", p->role_name()},
-                          {"address", p->address.to_string()},
-                          {"services", p->services},
-                          {"rtt_ms", p->quic_peer->conn().stats().smoothed_rtt_ms}});
+  for (const auto& p : broker_->peers()) {
+    if (!p.registered) continue;
+    auto it = peers_.find(p.id);
+    double rtt = it == peers_.end() ? 0 : it->second->quic_peer->conn().stats().smoothed_rtt_ms;
+    j["peers"].push_back({{"name", p.identity->name},
+                          {"role", to_string(p.identity->role)},
+                          {"groups", p.identity->groups},
+                          {"address", p.address.to_string()},
+                          {"services", p.services},
+                          {"rtt_ms", rtt}});
   }
   j["sessions"] = nlohmann::json::array();
-  for (auto& [id, s] : sessions_) {
-    auto name_of = [&](uint64_t pid) {
-      auto it = peers_.find(pid);
-      return it == peers_.end() ? std::string("-") : it->second->name;
-    };
+  for (const auto& s : broker_->sessions())
     j["sessions"].push_back({{"session_id", fmt::format("{:016x}", s.id)},
-                             {"agent", name_of(s.agent)},
-                             {"connector", name_of(s.connector)},
-                             {"service", fmt::format("{}", fmt::join(s.services, ","))},
+                             {"agent", s.agent},
+                             {"connector", s.connector},
+                             {"service", s.service},
                              {"state", s.accepted ? "relaying" : "offered"},
                              {"relayed_bytes", s.relayed_bytes}});
-  }
+  const auto& b = broker_->counters();
   const auto& e = endpoint_.counters();
-  j["counters"] = {{"tls_handshake_failures", counters_.tls_handshake_failures},
-                   {"control_messages_malformed", counters_.control_messages_malformed},
-                   {"control_messages_unexpected", counters_.control_messages_unexpected},
-                   {"sessions_opened", counters_.sessions_opened},
-                   {"sessions_rejected", counters_.sessions_rejected},
-                   {"relay_frames_forwarded", counters_.relay_frames_forwarded},
-                   {"relay_bytes_forwarded", counters_.relay_bytes_forwarded},
-                   {"relay_frames_unauthorized", counters_.relay_frames_unauthorized},
-                   {"candidates_forwarded", counters_.candidates_forwarded},
-                   {"candidates_unauthorized", counters_.candidates_unauthorized},
-                   {"check_rounds_started", counters_.check_rounds_started},
-                   {"peers_refused", counters_.peers_refused},
-                   {"peers_replaced", counters_.peers_replaced},
+  const auto& g = gate_.counters();
+  j["handshakes"] = {{"half_open", gate_.half_open()},
+                     {"authenticated", authenticated_},
+                     {"retry_mode", gate_.config().retry == quic::HandshakeGate::RetryMode::Auto
+                                        ? "auto"
+                                    : gate_.config().retry == quic::HandshakeGate::RetryMode::Always
+                                        ? "always"
+                                        : "never"}};
+  j["handshake_refusals"] = refusals_.json();
+  j["counters"] = {{"tls_handshake_failures", refusals_.counters().total()},
+                   {"handshakes_accepted", g.accepted},
+                   {"retries_sent", g.retries_sent},
+                   {"retry_tokens_invalid", g.bad_tokens},
+                   {"handshakes_dropped_budget", g.dropped_budget},
+                   {"handshakes_dropped_source", g.dropped_source},
+                   {"control_messages_malformed", control_messages_malformed_},
+                   {"control_messages_unexpected", b.control_messages_unexpected},
+                   {"control_rate_limited", b.control_rate_limited},
+                   {"sessions_opened", b.sessions_opened},
+                   {"sessions_rejected", b.sessions_rejected},
+                   {"sessions_denied", b.sessions_denied},
+                   {"sessions_closed_by_policy", b.sessions_closed_by_policy},
+                   {"services_refused", b.services_refused},
+                   {"hello_role_mismatch", b.hello_role_mismatch},
+                   {"requests_over_limit", b.requests_over_limit},
+                   {"relay_frames_forwarded", b.relay_frames_forwarded},
+                   {"relay_bytes_forwarded", b.relay_bytes_forwarded},
+                   {"relay_frames_unauthorized", b.relay_frames_unauthorized},
+                   {"relay_frames_over_quota", b.relay_frames_over_quota},
+                   {"candidates_forwarded", b.candidates_forwarded},
+                   {"candidates_unauthorized", b.candidates_unauthorized},
+                   {"candidates_rate_limited", b.candidates_rate_limited},
+                   {"check_rounds_started", b.check_rounds_started},
+                   {"peers_refused", peers_refused_},
+                   {"peers_replaced", b.peers_replaced},
+                   {"peers_unregistered", b.peers_unregistered},
+                   {"peers_not_reading", peers_not_reading_},
+                   {"reloads", reloads_},
+                   {"reload_failures", reload_failures_},
                    {"junk_datagrams", e.junk_datagrams},
                    {"stun_datagrams", e.stun_datagrams},
                    {"unknown_connection", e.unknown_connection},

@@ -1,5 +1,6 @@
 // ztna-intermediate: `run` starts the daemon, `status` asks a running one.
 #include "intermediate.hpp"
+#include "policy_check.hpp"
 
 #include "io/control_client.hpp"
 #include "io/daemon_cli.hpp"
@@ -24,11 +25,18 @@ void print_human(const nlohmann::json& j) {
     }
     std::cout << "\n";
   }
+  if (j.contains("policy"))
+    std::cout << "\npolicy: " << j["policy"].value("source", "?") << " ("
+              << j["policy"].value("access_rules", 0) << " access rules, "
+              << j["policy"].value("serve_rules", 0) << " serve rules, fingerprint "
+              << j["policy"].value("fingerprint", "?") << ")\n";
   std::cout << "\nsessions (" << j["sessions"].size() << "):\n";
   for (auto& s : j["sessions"])
     std::cout << "  " << s.value("agent", "?") << " -> " << s.value("connector", "?") << " ["
               << s.value("service", "?") << "] " << s.value("state", "?") << ", relayed "
               << ztna::io::human_bytes(s.value("relayed_bytes", 0ull)) << "\n";
+  std::cout << "\nhandshakes refused, by cause:\n";
+  for (auto& [k, v] : j["handshake_refusals"].items()) std::cout << "  " << k << " " << v << "\n";
   std::cout << "\ncounters:\n";
   for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
 }
@@ -51,11 +59,54 @@ int main(int argc, char** argv) {
   run->add_option("--idle-timeout", idle_timeout, "seconds of silence before a peer is dropped")
       ->capture_default_str()
       ->check(CLI::Range(2, 3600));
+  std::string policy_file, authorization_key;
+  run->add_option("--policy", policy_file,
+                  "access policy (TOML, docs/policy.md); deny by default, reloaded on SIGHUP")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--authorization-key", authorization_key,
+                  "Ed25519 private key that signs session authorizations (certs/make-certs "
+                  "writes authorization.key); connectors verify with authorization.pub")
+      ->required()
+      ->check(CLI::ExistingFile);
+  int authorization_lifetime = 60;
+  run->add_option("--authorization-lifetime", authorization_lifetime,
+                  "seconds a session authorization stays valid for the agent to use it")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
+  ztna::quic::HandshakeGate::Config gate;
+  std::string retry = "auto";
+  run->add_option("--retry", retry,
+                  "QUIC Retry (address validation) for new handshakes: auto (under load), "
+                  "always, never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  run->add_option("--max-half-open", gate.max_half_open,
+                  "handshakes in progress at once (a budget apart from registered peers)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  run->add_option("--max-half-open-per-source", gate.max_per_source,
+                  "handshakes in progress from one IPv4 address or IPv6 /64")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  double relay_session_mbps = 800, relay_identity_mbps = 2000;
+  run->add_option("--relay-session-mbps", relay_session_mbps,
+                  "relay quota per session in Mbit/s, each direction shared (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
+  run->add_option("--relay-identity-mbps", relay_identity_mbps,
+                  "relay quota per agent or connector identity over all its sessions, in "
+                  "Mbit/s (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   bool json = false;
   auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "intermediate");
+  ztna::PolicyCheckOptions check;
+  ztna::add_policy_subcommand(app, check);
 
   if (auto rc = ztna::io::parse_command_line(app, argc, argv)) return *rc;
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
+  if (app.got_subcommand("policy")) return ztna::run_policy_check(check, std::cout, std::cerr);
 
   return ztna::io::run_daemon(
       "intermediate", log_level, status_socket, [&](boost::asio::io_context& io) {
@@ -67,7 +118,24 @@ int main(int argc, char** argv) {
           spdlog::warn("--idle-timeout {}: agents and connectors offer {} s, and QUIC uses the "
                        "smaller value, so peers are dropped after {} s of silence",
                        idle_timeout, peers_idle.count(), peers_idle.count());
-        ztna::IntermediateOptions opts{*addr, tls, std::chrono::seconds(idle_timeout)};
+        ztna::IntermediateOptions opts;
+        opts.listen = *addr;
+        opts.tls = tls;
+        opts.policy_file = policy_file;
+        opts.authorization_key = authorization_key;
+        opts.idle_timeout = std::chrono::seconds(idle_timeout);
+        gate.retry = retry == "always"  ? ztna::quic::HandshakeGate::RetryMode::Always
+                     : retry == "never" ? ztna::quic::HandshakeGate::RetryMode::Never
+                                        : ztna::quic::HandshakeGate::RetryMode::Auto;
+        opts.handshakes = gate;
+        opts.broker.authorization_lifetime = std::chrono::seconds(authorization_lifetime);
+        // Mbit/s to bytes per second; a quarter second of traffic may come at once.
+        auto quota = [](double mbps) {
+          const double bytes = mbps * 1e6 / 8;
+          return ztna::RelayQuota{bytes, std::max(bytes / 4, 65536.0)};
+        };
+        if (relay_session_mbps > 0) opts.broker.relay_per_session = quota(relay_session_mbps);
+        if (relay_identity_mbps > 0) opts.broker.relay_per_identity = quota(relay_identity_mbps);
         return std::make_unique<ztna::Intermediate>(io, opts);
       });
 }

@@ -21,6 +21,9 @@ public:
                std::vector<wire::ControlMessage>& out);
   void send(quic::Connection& conn, const wire::ControlMessage& m);
   bool is_open() const { return id_.has_value(); }
+  // Bytes sent and not yet acknowledged by the peer: a peer that stops reading makes this grow,
+  // and the owner closes it before it costs unbounded memory.
+  size_t backlog(const quic::Connection& conn) const { return id_ ? conn.unacknowledged(*id_) : 0; }
   // Bytes of an incomplete frame: non-zero at the end of the stream means it was cut short.
   size_t buffered() const { return decoder_.buffered(); }
   const std::string& error() const { return error_; }

@@ -13,4 +13,11 @@ inline quic::Timestamp now() {
                                           .count());
 }
 
+// Wall-clock time in Unix milliseconds: for what another machine checks (authorizations).
+inline uint64_t unix_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 } // namespace ztna::io

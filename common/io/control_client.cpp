@@ -40,6 +40,10 @@ void ControlClient::connect() {
   cfg.keepalive = options_.keepalive;
   cfg.reset_secret = endpoint_.reset_secret();
   cfg.max_bidi_streams = 0; // only we open the control stream
+  // The intermediate, by the name we were given, with a certificate for TLS servers: an agent's
+  // or a connector's certificate can never stand in for it.
+  cfg.peer.roles = {Role::Intermediate};
+  cfg.peer.server_auth = true;
   quic::Path path{endpoint_.socket().local(), options_.intermediate};
   std::string error;
   auto conn = quic::Connection::client(cfg, path, *this, now(), error);
@@ -102,6 +106,10 @@ void ControlClient::on_stream_data(int64_t stream_id, std::span<const uint8_t> d
 
 void ControlClient::on_lost(const std::string& why) {
   bool was_connected = state_ == State::Connected;
+  if (peer_ && options_.refusals && !peer_->conn().handshake_completed() &&
+      peer_->conn().refusal())
+    options_.refusals->refused(*peer_->conn().refusal(), options_.intermediate,
+                               "the intermediate's certificate");
   const bool replaced =
       peer_ && peer_->conn().peer_close_code() == static_cast<uint64_t>(wire::ErrorCode::Replaced);
   peer_.reset();
@@ -127,6 +135,16 @@ void ControlClient::on_lost(const std::string& why) {
   retry_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec && state_ == State::Backoff) connect();
   });
+}
+
+void ControlClient::set_tls(quic::TlsIdentityPtr tls) {
+  options_.tls = std::move(tls);
+  if (!peer_ || !peer_->attached()) return;
+  const auto& id = peer_->conn().peer_identity();
+  if (id && options_.tls->is_revoked(*id)) {
+    spdlog::error("control: the intermediate's certificate is revoked (reloaded CRL); closing");
+    peer_->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "certificate revoked");
+  }
 }
 
 void ControlClient::stop() {

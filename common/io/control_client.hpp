@@ -6,6 +6,7 @@
 #include "control/control_stream.hpp"
 #include "io/endpoint.hpp"
 #include "io/quic_peer.hpp"
+#include "io/refusal_log.hpp"
 
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
@@ -25,9 +26,10 @@ public:
   struct Options {
     Address intermediate;
     std::string server_name;
-    const quic::TlsIdentity* tls = nullptr;
+    quic::TlsIdentityPtr tls;
     wire::Role role = wire::Role::Agent;
     std::vector<std::string> services;
+    RefusalLog* refusals = nullptr; // where a refused intermediate certificate is counted
     std::chrono::milliseconds keepalive{10000};
     std::chrono::milliseconds idle_timeout = kIdleTimeout;
   };
@@ -44,6 +46,9 @@ public:
   // Closes the connection cleanly (CONNECTION_CLOSE) and stops reconnecting.
   void stop();
   bool send(const wire::ControlMessage& m);
+  // Reloaded credentials: used from the next connection on. If the CRL now lists the
+  // intermediate we are connected to, the connection closes at once.
+  void set_tls(quic::TlsIdentityPtr tls);
 
   State state() const { return state_; }
   const char* state_name() const;

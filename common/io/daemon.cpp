@@ -25,4 +25,18 @@ void on_termination(boost::asio::io_context& io, std::function<void(int)> on_sto
   });
 }
 
+namespace {
+void wait_for_hup(std::shared_ptr<boost::asio::signal_set> signals, std::function<void()> on_hup) {
+  signals->async_wait([signals, on_hup](boost::system::error_code ec, int) {
+    if (ec) return;
+    on_hup();
+    wait_for_hup(signals, on_hup);
+  });
+}
+} // namespace
+
+void on_reload(boost::asio::io_context& io, std::function<void()> on_hup) {
+  wait_for_hup(std::make_shared<boost::asio::signal_set>(io, SIGHUP), std::move(on_hup));
+}
+
 } // namespace ztna::io

@@ -84,6 +84,10 @@ void add_identity_options(CLI::App* run, quic::TlsFiles& tls, std::string& statu
   run->add_option("--key", tls.key, "this " + who + "'s private key (PEM)")
       ->required()
       ->check(CLI::ExistingFile);
+  run->add_option("--crl", tls.crl,
+                  "the CA's certificate revocation list (PEM, certs/make-certs writes crl.pem); "
+                  "reloaded on SIGHUP")
+      ->check(CLI::ExistingFile);
   run->add_option("--status-socket", status_socket, "Unix socket serving status")
       ->capture_default_str();
   run->add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();

@@ -30,7 +30,7 @@ std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 // Declares --config on `run` so that --help lists it (expand_config_file has consumed it).
 void add_config_option(CLI::App* run);
 
-// --ca/--cert/--key (required) and --status-socket/--log-level on a `run` subcommand.
+// --ca/--cert/--key (required), --crl, --status-socket and --log-level on a `run` subcommand.
 void add_identity_options(CLI::App* run, quic::TlsFiles& tls, std::string& status_socket,
                           std::string& log_level, const std::string& who);
 
@@ -54,8 +54,9 @@ struct ResolvedTarget {
 // Throws std::runtime_error naming the bad option.
 ResolvedTarget resolve(const IntermediateTarget& target);
 
-// Runs `make(io)`'s daemon until SIGTERM/SIGINT: logging, status socket, clean shutdown.
-// Returns the process exit code; configuration errors are logged and give 1.
+// Runs `make(io)`'s daemon until SIGTERM/SIGINT: logging, status socket, clean shutdown, and
+// SIGHUP for the daemon's reload() (certificates, CRL, policy). Returns the process exit code;
+// configuration errors are logged and give 1.
 template <typename Make>
 int run_daemon(const std::string& name, const std::string& log_level,
                const std::string& status_socket, Make make) {
@@ -76,6 +77,10 @@ int run_daemon(const std::string& name, const std::string& log_level,
       spdlog::info("received signal {}, stopping", sig);
       daemon->shutdown();
       io.stop();
+    });
+    on_reload(io, [&] {
+      spdlog::info("received SIGHUP, reloading");
+      daemon->reload();
     });
     io.run();
     spdlog::info("stopped");

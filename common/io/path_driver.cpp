@@ -10,10 +10,6 @@
 
 namespace ztna::io {
 
-void random_fill(std::span<uint8_t> out) {
-  (void)gnutls_rnd(GNUTLS_RND_NONCE, out.data(), out.size());
-}
-
 PathDriver::PathDriver(boost::asio::io_context& io, UdpSocket& socket,
                        ice::PathManagerConfig config, Hooks hooks)
     : session_id_(config.session_id), socket_(socket), hooks_(std::move(hooks)),

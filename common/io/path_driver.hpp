@@ -4,6 +4,7 @@
 #pragma once
 
 #include "ice/path_manager.hpp"
+#include "io/random.hpp"
 #include "io/udp_socket.hpp"
 
 #include <boost/asio.hpp>
@@ -80,8 +81,5 @@ void dispatch_stun(const Address& from, std::span<const uint8_t> datagram,
 // The path section of a session's status: phase, candidates and pairs with their states, the
 // selected pair, direct RTT, time to direct, upgrades and fallbacks.
 nlohmann::json path_status(const ice::PathManager& m);
-
-// Fills `out` from the system's cryptographic random source.
-void random_fill(std::span<uint8_t> out);
 
 } // namespace ztna::io

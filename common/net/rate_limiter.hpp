@@ -1,4 +1,5 @@
-// Token bucket over an explicit clock: caps replies we send to unauthenticated input.
+// Token bucket over an explicit clock: caps replies we send to unauthenticated input, control
+// messages per peer, and relay bytes per session and per identity.
 #pragma once
 
 #include <algorithm>
@@ -10,13 +11,14 @@ class RateLimiter {
 public:
   // `rate` tokens per second, at most `burst` saved up. Times are nanoseconds.
   RateLimiter(double rate, double burst) : rate_(rate), burst_(burst), tokens_(burst) {}
-  bool allow(uint64_t now_ns) {
+  // Takes `cost` tokens if there are that many (a request, or a datagram's bytes).
+  bool allow(uint64_t now_ns, double cost = 1) {
     if (started_ && now_ns > last_ns_)
       tokens_ = std::min(burst_, tokens_ + rate_ * static_cast<double>(now_ns - last_ns_) / 1e9);
     last_ns_ = started_ ? std::max(last_ns_, now_ns) : now_ns;
     started_ = true;
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
+    if (tokens_ < cost) return false;
+    tokens_ -= cost;
     return true;
   }
 

@@ -35,95 +35,128 @@ Path from_ngtcp2(const ngtcp2_path& p) {
 
 } // namespace
 
-// ngtcp2 callbacks; each forwards to the Connection named by user_data.
+// ngtcp2 callbacks; each forwards to the Connection named by user_data. Every one runs its body
+// through guarded(): no exception crosses into ngtcp2's C code, and a connection our side closed
+// from inside a callback makes ngtcp2 stop processing the packet at hand.
 struct ConnectionCallbacks {
-  static int handshake_completed(ngtcp2_conn*, void* user_data) {
+  template <typename F> static int guarded(void* user_data, F&& body) noexcept {
     auto* c = self(user_data);
-    c->handshake_completed_ = true;
-    c->peer_name_ = peer_common_name(c->tls_);
-    c->tune_keepalive();
-    c->events_.on_handshake_completed();
-    return 0;
+    ++c->callback_depth_;
+    int rv = 0;
+    try {
+      rv = body(c);
+    } catch (const std::exception& e) {
+      rv = c->callback_failed(e.what());
+    } catch (...) {
+      rv = c->callback_failed("unknown exception");
+    }
+    --c->callback_depth_;
+    return c->closed_in_callback_ ? NGTCP2_ERR_CALLBACK_FAILURE : rv;
+  }
+
+  static int handshake_completed(ngtcp2_conn*, void* user_data) {
+    return guarded(user_data, [](Connection* c) {
+      // verify_peer() ran inside the handshake and refused anything it did not accept.
+      if (!c->peer_identity_) return NGTCP2_ERR_CALLBACK_FAILURE;
+      c->handshake_completed_ = true;
+      c->tune_keepalive();
+      c->events_.on_handshake_completed();
+      return 0;
+    });
   }
 
   static int recv_stream_data(ngtcp2_conn*, uint32_t flags, int64_t stream_id, uint64_t,
                               const uint8_t* data, size_t len, void* user_data, void*) {
-    auto* c = self(user_data);
-    c->counters_.stream_bytes_received += len;
-    c->events_.on_stream_data(stream_id, {data, len}, flags & NGTCP2_STREAM_DATA_FLAG_FIN);
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      c->counters_.stream_bytes_received += len;
+      c->events_.on_stream_data(stream_id, {data, len}, flags & NGTCP2_STREAM_DATA_FLAG_FIN);
+      return 0;
+    });
   }
 
   static int acked_stream_data_offset(ngtcp2_conn*, int64_t stream_id, uint64_t offset,
                                       uint64_t len, void* user_data, void*) {
-    auto* c = self(user_data);
-    auto* s = c->find(stream_id);
-    if (!s) return 0;
-    size_t before = s->buffer.outstanding();
-    s->buffer.acknowledge_to(offset + len);
-    if (before > Connection::kStreamLowWater && s->buffer.outstanding() <= Connection::kStreamLowWater)
-      c->events_.on_stream_writable(stream_id);
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      auto* s = c->find(stream_id);
+      if (!s) return 0;
+      size_t before = s->buffer.outstanding();
+      s->buffer.acknowledge_to(offset + len);
+      if (before > Connection::kStreamLowWater &&
+          s->buffer.outstanding() <= Connection::kStreamLowWater)
+        c->events_.on_stream_writable(stream_id);
+      return 0;
+    });
   }
 
   static int stream_open(ngtcp2_conn*, int64_t stream_id, void* user_data) {
-    auto* c = self(user_data);
-    c->streams_.try_emplace(stream_id);
-    c->events_.on_stream_open(stream_id);
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      c->streams_.try_emplace(stream_id);
+      c->events_.on_stream_open(stream_id);
+      return 0;
+    });
   }
 
-  static int stream_close(ngtcp2_conn* conn, uint32_t, int64_t stream_id, uint64_t, void* user_data,
-                          void*) {
-    auto* c = self(user_data);
-    if (c->streams_.erase(stream_id) == 0) return 0;
-    // Let the peer open a new stream in place of this one (RFC 9000 §4.6).
-    if (!ngtcp2_conn_is_local_stream(conn, stream_id) && ngtcp2_is_bidi_stream(stream_id))
-      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-    c->events_.on_stream_closed(stream_id);
-    return 0;
+  static int stream_close(ngtcp2_conn* conn, uint32_t, int64_t stream_id, uint64_t,
+                          void* user_data, void*) {
+    return guarded(user_data, [&](Connection* c) {
+      if (c->streams_.erase(stream_id) == 0) return 0;
+      // Let the peer open a new stream in place of this one (RFC 9000 §4.6).
+      if (!ngtcp2_conn_is_local_stream(conn, stream_id) && ngtcp2_is_bidi_stream(stream_id))
+        ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+      c->events_.on_stream_closed(stream_id);
+      return 0;
+    });
   }
 
   static int stream_reset(ngtcp2_conn*, int64_t stream_id, uint64_t, uint64_t app_error,
                           void* user_data, void*) {
-    self(user_data)->events_.on_stream_reset(stream_id, app_error);
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      c->events_.on_stream_reset(stream_id, app_error);
+      return 0;
+    });
   }
 
   static int stream_stop_sending(ngtcp2_conn*, int64_t stream_id, uint64_t app_error,
                                  void* user_data, void*) {
-    self(user_data)->events_.on_stream_reset(stream_id, app_error);
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      c->events_.on_stream_reset(stream_id, app_error);
+      return 0;
+    });
   }
 
   static int extend_max_stream_data(ngtcp2_conn*, int64_t stream_id, uint64_t, void* user_data,
                                     void*) {
-    auto* c = self(user_data);
-    if (auto* s = c->find(stream_id); s && s->blocked) {
-      s->blocked = false;
-      c->ready_.push_back(stream_id);
-    }
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      if (auto* s = c->find(stream_id); s && s->blocked) {
+        s->blocked = false;
+        c->ready_.push_back(stream_id);
+      }
+      return 0;
+    });
   }
 
   static int extend_max_local_streams_bidi(ngtcp2_conn*, uint64_t, void* user_data) {
-    self(user_data)->events_.on_streams_available();
-    return 0;
+    return guarded(user_data, [](Connection* c) {
+      c->events_.on_streams_available();
+      return 0;
+    });
   }
 
   static int recv_datagram(ngtcp2_conn*, uint32_t, const uint8_t* data, size_t len,
                            void* user_data) {
-    auto* c = self(user_data);
-    c->counters_.datagrams_received++;
-    c->events_.on_datagram({data, len});
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      c->counters_.datagrams_received++;
+      c->events_.on_datagram({data, len});
+      return 0;
+    });
   }
 
   static int handshake_confirmed(ngtcp2_conn*, void* user_data) {
-    auto* c = self(user_data);
-    c->handshake_confirmed_ = true;
-    c->events_.on_handshake_confirmed();
-    return 0;
+    return guarded(user_data, [](Connection* c) {
+      c->handshake_confirmed_ = true;
+      c->events_.on_handshake_confirmed();
+      return 0;
+    });
   }
 
   static int recv_stateless_reset(ngtcp2_conn*, const ngtcp2_pkt_stateless_reset*,
@@ -134,9 +167,11 @@ struct ConnectionCallbacks {
 
   static int path_validation(ngtcp2_conn*, uint32_t, const ngtcp2_path* path,
                              ngtcp2_path_validation_result res, void* user_data) {
-    self(user_data)->events_.on_path_validated(from_ngtcp2(*path),
-                                               res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS);
-    return 0;
+    return guarded(user_data, [&](Connection* c) {
+      c->events_.on_path_validated(from_ngtcp2(*path),
+                                   res == NGTCP2_PATH_VALIDATION_RESULT_SUCCESS);
+      return 0;
+    });
   }
 
   // ngtcp2 0.12.1 always advertises grease_quic_bit and, while constructing a connection,
@@ -230,7 +265,7 @@ void fill_settings(ngtcp2_settings& s, const ConnectionConfig& config, Timestamp
   s.max_tx_udp_payload_size = config.max_udp_payload;
   s.no_tx_udp_payload_size_shaping = 1;
   s.no_pmtud = 1; // relay frames must never exceed the path MTU
-  s.handshake_timeout = 10 * NGTCP2_SECONDS;
+  s.handshake_timeout = static_cast<uint64_t>(config.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
   s.max_window = config.connection_window * 2;
   s.max_stream_window = config.stream_window * 2;
   s.rand_ctx.native_handle = const_cast<int*>(&ConnectionCallbacks::kConstructing);
@@ -282,7 +317,8 @@ std::unique_ptr<Connection> Connection::client(const ConnectionConfig& config, c
 std::unique_ptr<Connection> Connection::server(const ConnectionConfig& config, const Path& path,
                                                const ngtcp2_pkt_hd& initial,
                                                ConnectionEvents& events, Timestamp now,
-                                               std::string& error) {
+                                               std::string& error,
+                                               const ngtcp2_cid* retry_odcid) {
   std::unique_ptr<Connection> c(new Connection(config, events));
   ngtcp2_cid scid;
   scid.datalen = kScidLength;
@@ -291,7 +327,15 @@ std::unique_ptr<Connection> Connection::server(const ConnectionConfig& config, c
   fill_settings(settings, config, now);
   ngtcp2_transport_params params;
   fill_params(params, config);
-  params.original_dcid = initial.dcid;
+  if (retry_odcid) {
+    // RFC 9000 §7.3: after a Retry the client's first DCID and the one the Retry gave it.
+    params.original_dcid = *retry_odcid;
+    params.retry_scid = initial.dcid;
+    params.retry_scid_present = 1;
+    settings.token = ngtcp2_vec{initial.token.base, initial.token.len};
+  } else {
+    params.original_dcid = initial.dcid;
+  }
   params.stateless_reset_token_present = 1;
   if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token,
                                                    config.reset_secret.data(),
@@ -331,21 +375,72 @@ bool Connection::init_tls(std::string& error) {
   if (config_.server) {
     // mTLS: the client must present a certificate chaining to our deployment CA.
     gnutls_certificate_server_set_request(tls_, GNUTLS_CERT_REQUIRE);
-    gnutls_session_set_verify_cert(tls_, nullptr, 0);
-  } else {
-    // SNI carries host names only, never IP literals (RFC 6066 §3); verification below
-    // matches either against the certificate's SAN.
+  } else if (!config_.server_name.empty()) {
+    // SNI carries host names only, never IP literals (RFC 6066 §3); verify_peer() matches
+    // either against the certificate's SAN.
     in6_addr ip;
     bool literal = inet_pton(AF_INET, config_.server_name.c_str(), &ip) == 1 ||
                    inet_pton(AF_INET6, config_.server_name.c_str(), &ip) == 1;
     if (!literal)
       gnutls_server_name_set(tls_, GNUTLS_NAME_DNS, config_.server_name.data(),
                              config_.server_name.size());
-    gnutls_session_set_verify_cert(tls_, config_.server_name.c_str(), 0);
   }
+  // Both sides: chain, revocation, validity, then role, key usage and name (peer_check.hpp).
+  gnutls_session_set_verify_function(tls_, &Connection::verify_peer);
   gnutls_session_set_ptr(tls_, &conn_ref_);
   ngtcp2_conn_set_tls_native_handle(conn_, tls_);
   return true;
+}
+
+int Connection::verify_peer(gnutls_session_t session) {
+  auto* ref = static_cast<ngtcp2_crypto_conn_ref*>(gnutls_session_get_ptr(session));
+  auto* c = static_cast<Connection*>(ref->user_data);
+  try {
+    PeerRequirement req = c->config_.peer;
+    if (!c->config_.server) req.hostname = c->config_.server_name;
+    Identity id;
+    if (auto refusal = check_peer(session, req, id)) {
+      c->refusal_ = std::move(refusal);
+      return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+    c->peer_identity_ = std::move(id);
+    return 0;
+  } catch (...) {
+    c->refusal_ = PeerRefusal{Refusal::Other, "internal error while checking the certificate"};
+    return GNUTLS_E_CERTIFICATE_ERROR;
+  }
+}
+
+// The handshake failed on our side (we send `alert`): say why in terms of the peer, unless
+// verify_peer() already did.
+bool Connection::handshake_failed(int alert) {
+  const char* name = gnutls_alert_get_strname(static_cast<gnutls_alert_description_t>(alert));
+  if (!refusal_) {
+    if (alert == GNUTLS_A_NO_APPLICATION_PROTOCOL)
+      refusal_ = PeerRefusal{Refusal::NoApplicationProtocol,
+                             "no common application protocol (ALPN): we speak " + config_.alpn};
+    else if (config_.server && alert == GNUTLS_A_CERTIFICATE_REQUIRED)
+      refusal_ = PeerRefusal{Refusal::NoCertificate, "no certificate presented"};
+    else
+      refusal_ =
+          PeerRefusal{Refusal::Other, std::string("TLS alert ") + (name ? name : "unknown")};
+  }
+  return fail("TLS handshake failed: " + refusal_->detail);
+}
+
+int Connection::callback_failed(const std::string& what) {
+  // An internal error (RFC 9000 §20.1), never a crash: the connection ends, the daemon goes on.
+  ngtcp2_connection_close_error_set_transport_error_liberr(
+      &last_error_, NGTCP2_ERR_CALLBACK_FAILURE, nullptr, 0);
+  pending_close_ = true;
+  closed_in_callback_ = true;
+  fail("internal error: " + what);
+  return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+const std::string& Connection::peer_name() const {
+  static const std::string none;
+  return peer_identity_ ? peer_identity_->name : none;
 }
 
 // The idle timeout in force is the smaller of the two sides' (RFC 9000 §10.1). Keepalives must
@@ -406,10 +501,11 @@ bool Connection::read_packet(const Path& path, std::span<const uint8_t> packet, 
   if (rv == NGTCP2_ERR_CRYPTO) {
     uint8_t alert = ngtcp2_conn_get_tls_alert(conn_);
     ngtcp2_connection_close_error_set_transport_error_tls_alert(&last_error_, alert, nullptr, 0);
-    const char* name = gnutls_alert_get_strname(static_cast<gnutls_alert_description_t>(alert));
     pending_close_ = true;
-    return fail(std::string("TLS handshake failed: ") + (name ? name : "unknown alert"));
+    return handshake_failed(alert);
   }
+  // We closed (or failed) from inside a callback: the close we queued stands.
+  if (rv == NGTCP2_ERR_CALLBACK_FAILURE && closed_in_callback_) return false;
   if (rv == NGTCP2_ERR_DROP_CONN) return fail("connection dropped");
   ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, rv, nullptr, 0);
   pending_close_ = true;
@@ -502,6 +598,7 @@ bool Connection::write(Timestamp now, const PacketSink& sink) {
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero(&ps);
     auto n = write_one(&ps.path, buf.data(), limit, now);
+    if (n < 0 && closed_in_callback_) return write(now, sink);
     if (n < 0) {
       ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, static_cast<int>(n),
                                                                nullptr, 0);
@@ -526,6 +623,7 @@ bool Connection::handle_expiry(Timestamp now) {
   if (rv == 0) return true;
   if (rv == NGTCP2_ERR_IDLE_CLOSE)
     return fail(handshake_completed_ ? "idle timeout" : "handshake timed out");
+  if (rv == NGTCP2_ERR_CALLBACK_FAILURE && closed_in_callback_) return false;
   ngtcp2_connection_close_error_set_transport_error_liberr(&last_error_, rv, nullptr, 0);
   pending_close_ = true;
   // settings.handshake_timeout (10 s) usually fires before the idle timeout does.
@@ -540,6 +638,12 @@ void Connection::close(uint64_t app_error, std::string_view reason, Timestamp no
       &last_error_, app_error, reinterpret_cast<const uint8_t*>(reason.data()), reason.size());
   pending_close_ = true;
   fail("closed locally: " + std::string(reason));
+  // Inside ngtcp2 (one of our events): writing now would re-enter it. guarded() makes ngtcp2
+  // drop the rest of the packet, and the owner's next write() sends the CONNECTION_CLOSE.
+  if (callback_depth_ > 0) {
+    closed_in_callback_ = true;
+    return;
+  }
   write(now, sink);
 }
 

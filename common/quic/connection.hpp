@@ -5,6 +5,7 @@
 #pragma once
 
 #include "net/address.hpp"
+#include "quic/peer_check.hpp"
 #include "quic/stream_send_buffer.hpp"
 #include "quic/tls_identity.hpp"
 
@@ -62,11 +63,15 @@ inline constexpr size_t kMaxUdpPayload = 1400;
 
 struct ConnectionConfig {
   bool server = false;
-  const TlsIdentity* tls = nullptr;
+  TlsIdentityPtr tls;
   std::string alpn;
   // Client: the name the server's certificate must carry (checked against its SAN).
   std::string server_name;
+  // What the peer's certificate must say (role, key usage, name), checked in the handshake.
+  PeerRequirement peer;
   std::chrono::milliseconds idle_timeout{30000};
+  // A handshake not complete by then ends the connection (RFC 9000 §10.1 does not bound it).
+  std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds keepalive{0}; // 0 = none
   bool datagrams = false;
   uint64_t stream_window = 1 << 20;     // per-stream receive window
@@ -103,11 +108,14 @@ public:
   static std::unique_ptr<Connection> client(const ConnectionConfig& config, const Path& path,
                                             ConnectionEvents& events, Timestamp now,
                                             std::string& error);
-  // `initial` is the header of the client's first Initial packet (from ngtcp2_accept).
+  // `initial` is the header of the client's first Initial packet (from ngtcp2_accept). After a
+  // Retry (RFC 9000 §8.1.2), `retry_odcid` is the connection ID the client first chose, as the
+  // validated token carried it back.
   static std::unique_ptr<Connection> server(const ConnectionConfig& config, const Path& path,
                                             const ngtcp2_pkt_hd& initial,
                                             ConnectionEvents& events, Timestamp now,
-                                            std::string& error);
+                                            std::string& error,
+                                            const ngtcp2_cid* retry_odcid = nullptr);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -119,6 +127,8 @@ public:
   Timestamp expiry() const;
   bool handle_expiry(Timestamp now);
   // Emits one CONNECTION_CLOSE with an application error; the connection is finished afterwards.
+  // Called from inside one of our ConnectionEvents (that is, inside ngtcp2), the close is
+  // queued: ngtcp2 stops processing the packet at hand, and the next write() sends it.
   void close(uint64_t app_error, std::string_view reason, Timestamp now, const PacketSink& sink);
 
   bool finished() const { return finished_; }
@@ -127,8 +137,12 @@ public:
   const std::string& error() const { return error_; }
   // The application error code of the peer's CONNECTION_CLOSE, if it closed us that way.
   std::optional<uint64_t> peer_close_code() const { return peer_close_code_; }
-  // CN of the peer's verified certificate (after the handshake).
-  const std::string& peer_name() const { return peer_name_; }
+  // The peer's verified identity (after the handshake), or nullopt.
+  const std::optional<Identity>& peer_identity() const { return peer_identity_; }
+  // Its name, or "" before the handshake.
+  const std::string& peer_name() const;
+  // Why the handshake failed, if it did: our refusal of the peer's certificate or ALPN.
+  const std::optional<PeerRefusal>& refusal() const { return refusal_; }
   // The current network path (the one packets are sent on).
   Path path() const;
   std::vector<std::string> source_cids() const;
@@ -171,6 +185,9 @@ private:
 
   static ngtcp2_conn* conn_from_ref(ngtcp2_crypto_conn_ref* ref);
   static const ngtcp2_callbacks& callbacks();
+  static int verify_peer(gnutls_session_t session);
+  bool handshake_failed(int alert);
+  int callback_failed(const std::string& what);
 
   ConnectionConfig config_;
   ConnectionEvents& events_;
@@ -183,7 +200,10 @@ private:
   ConnectionStats counters_;
   ngtcp2_connection_close_error last_error_{};
   std::string error_;
-  std::string peer_name_;
+  std::optional<Identity> peer_identity_;
+  std::optional<PeerRefusal> refusal_;
+  int callback_depth_ = 0;      // > 0 while ngtcp2 runs one of our callbacks
+  bool closed_in_callback_ = false;
   bool handshake_completed_ = false;
   bool handshake_confirmed_ = false;
   bool finished_ = false;

@@ -88,10 +88,14 @@ void put(ByteWriter& w, const SessionAccept& m) {
 }
 
 void put(ByteWriter& w, const SessionReady& m) {
+  if (m.authorization.empty() || m.authorization.size() > kMaxAuthorization)
+    invalid("authorization of " + std::to_string(m.authorization.size()) + " bytes");
   w.u32(m.request_id);
   w.u64(m.session_id);
   put_name(w, m.connector, "connector");
   put_address(w, m.connector_address, "connector address");
+  w.u16(static_cast<uint16_t>(m.authorization.size()));
+  w.bytes(m.authorization);
 }
 
 void put(ByteWriter& w, const SessionReject& m) {
@@ -125,6 +129,8 @@ void put(ByteWriter& w, const Candidates& m) {
     w.u32(c.priority);
     put_address(w, c.address, "candidate address");
   }
+  w.u16(m.padding);
+  w.bytes(std::vector<uint8_t>(m.padding, 0));
 }
 
 void put(ByteWriter& w, const StartChecks& m) {
@@ -140,6 +146,7 @@ public:
   FieldReader(std::span<const uint8_t> payload, std::string& error) : r_(payload), error_(error) {}
 
   uint8_t u8() { return r_.u8(); }
+  uint16_t u16() { return r_.u16(); }
   uint32_t u32() { return r_.u32(); }
   uint64_t u64() { return r_.u64(); }
 
@@ -163,6 +170,8 @@ public:
     if (!is_valid_reason(s)) fail("reason is not printable UTF-8");
     return std::string(s);
   }
+
+  std::span<const uint8_t> bytes(size_t n) { return r_.bytes(n); }
 
   ErrorCode code() {
     const uint16_t v = r_.u16();
@@ -250,6 +259,11 @@ SessionReady get_ready(FieldReader& f) {
   m.session_id = f.u64();
   m.connector = f.name("connector");
   m.connector_address = f.address("connector address");
+  const uint16_t len = f.u16();
+  if (f.ok() && (len == 0 || len > kMaxAuthorization))
+    f.fail("authorization of " + std::to_string(len) + " bytes");
+  auto a = f.bytes(len);
+  m.authorization.assign(a.begin(), a.end());
   return m;
 }
 
@@ -292,6 +306,10 @@ Candidates get_candidates(FieldReader& f) {
     c.address = f.address("candidate address");
     m.candidates.push_back(std::move(c));
   }
+  m.padding = f.u16();
+  auto pad = f.bytes(m.padding);
+  if (f.ok() && std::any_of(pad.begin(), pad.end(), [](uint8_t b) { return b != 0; }))
+    f.fail("padding is not all zeros");
   return m;
 }
 
@@ -354,6 +372,8 @@ const char* to_string(ErrorCode code) {
     return "shutdown";
   case ErrorCode::Replaced:
     return "replaced";
+  case ErrorCode::Limited:
+    return "limit reached";
   }
   return "unknown error code";
 }
@@ -369,7 +389,15 @@ const char* to_string(Role role) {
 }
 
 bool is_known_error_code(uint16_t value) {
-  return value <= static_cast<uint16_t>(ErrorCode::Replaced);
+  return value <= static_cast<uint16_t>(ErrorCode::Limited);
+}
+
+size_t encoded_size(const Candidates& m) {
+  size_t n = kControlHeaderSize + 8 + 4 + 1 + m.ufrag.size() + 1 + m.password.size() + 1 + 2 +
+             m.padding;
+  for (const auto& c : m.candidates)
+    n += 1 + 4 + 1 + (c.address.is_v6() ? 16 : 4) + 2;
+  return n;
 }
 
 ControlType control_type(const ControlMessage& m) {

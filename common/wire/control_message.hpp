@@ -21,13 +21,16 @@
 
 namespace ztna::wire {
 
-constexpr std::string_view kControlAlpn = "ztna-control/1";
-constexpr uint8_t kControlVersion = 1;
+constexpr std::string_view kControlAlpn = "ztna-control/2";
+constexpr uint8_t kControlVersion = 2;
 constexpr size_t kControlHeaderSize = 4;
 constexpr size_t kMaxControlPayload = 4096;
 constexpr size_t kMaxControlFrame = kControlHeaderSize + kMaxControlPayload;
 constexpr size_t kMaxServices = 64;
+// A session authorization (common/auth/authorization.hpp) as SessionReady carries it.
+constexpr size_t kMaxAuthorization = 1280;
 
+// The role a control client registers as. Its certificate says the same (docs/security.md).
 enum class Role : uint8_t { Agent = 1, Connector = 2 };
 
 // Carried as u16. The set is closed in version 1: a receiver treats any other value as malformed.
@@ -42,6 +45,7 @@ enum class ErrorCode : uint16_t {
   Internal = 7,
   Shutdown = 8,
   Replaced = 9,
+  Limited = 10, // a rate limit or a cap on the peer's requests was hit
 };
 
 // Type codes on the wire; equal to the ControlMessage variant index + 1.
@@ -89,12 +93,14 @@ struct SessionAccept {
   uint64_t session_id;
   bool operator==(const SessionAccept&) const = default;
 };
-// intermediate -> agent.
+// intermediate -> agent. `authorization` is the signed authorization the agent hands to the
+// connector on the session's first stream (docs/protocol.md §5.1); 1..kMaxAuthorization bytes.
 struct SessionReady {
   uint32_t request_id;
   uint64_t session_id;
   std::string connector;
   Address connector_address;
+  std::vector<uint8_t> authorization;
   bool operator==(const SessionReady&) const = default;
 };
 // intermediate -> agent.
@@ -129,12 +135,18 @@ constexpr size_t kMaxCandidates = 16;
 // agent <-> intermediate <-> connector: one side's candidates and its short-term credentials
 // (RFC 8445 §5.3) for round `generation` of connectivity checks of a session. The intermediate
 // forwards it only between the session's two ends.
+//
+// `padding` zero bytes follow the candidates. The receiver sends checks toward addresses it has
+// not validated only within three times the bytes of the Candidates messages it received (the
+// anti-amplification rule of RFC 9000 §8.1, applied to signaling), so a sender pads its message
+// to buy the checks its candidates need (candidate_padding()).
 struct Candidates {
   uint64_t session_id;
   uint32_t generation;
   std::string ufrag;    // 4..32 ice-chars (ALPHA / DIGIT / "+" / "/")
   std::string password; // 22..64 ice-chars
   std::vector<CandidateEntry> candidates;
+  uint16_t padding = 0;
   bool operator==(const Candidates&) const = default;
 };
 // intermediate -> agent and connector, sent to both at once when both ends' Candidates of a
@@ -148,6 +160,9 @@ struct StartChecks {
 using ControlMessage =
     std::variant<Hello, ObservedAddress, OpenSession, SessionOffer, SessionAccept, SessionReady,
                  SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks>;
+
+// The frame size of `m` (header included): what the receiver counts toward its check budget.
+size_t encoded_size(const Candidates& m);
 
 const char* to_string(ErrorCode code);
 const char* to_string(Role role);

@@ -20,13 +20,15 @@ const char* to_string(StreamError e) {
     return "malformed stream header";
   case StreamError::Internal:
     return "internal error";
+  case StreamError::NotAuthorized:
+    return "not authorized";
   }
   return "unknown stream error";
 }
 
 std::optional<StreamError> stream_error_from_code(uint64_t code) {
   if (code >= static_cast<uint64_t>(StreamError::UnknownService) &&
-      code <= static_cast<uint64_t>(StreamError::Internal))
+      code <= static_cast<uint64_t>(StreamError::NotAuthorized))
     return static_cast<StreamError>(code);
   return std::nullopt;
 }
@@ -74,6 +76,55 @@ StreamHeaderDecoder::State StreamHeaderDecoder::feed(std::span<const uint8_t> by
   if (!is_valid_name(service_)) return fail("invalid service name");
   state_ = State::Done;
   return state_;
+}
+
+std::vector<uint8_t> encode_authorization_stream(std::span<const uint8_t> authorization) {
+  if (authorization.empty() || authorization.size() > kMaxAuthorizationStream)
+    throw std::invalid_argument("encode_authorization_stream: bad authorization size");
+  std::vector<uint8_t> out;
+  ByteWriter w(out);
+  w.u8(kAuthorizationStreamVersion);
+  w.u16(static_cast<uint16_t>(authorization.size()));
+  w.bytes(authorization);
+  return out;
+}
+
+AuthorizationStreamDecoder::State AuthorizationStreamDecoder::fail(std::string reason) {
+  error_ = "authorization stream: " + std::move(reason);
+  buf_.clear();
+  buf_.shrink_to_fit();
+  state_ = State::Malformed;
+  return state_;
+}
+
+AuthorizationStreamDecoder::State AuthorizationStreamDecoder::feed(std::span<const uint8_t> bytes,
+                                                                   bool fin) {
+  if (state_ == State::Malformed) return state_;
+  if (state_ == State::Done) return bytes.empty() ? state_ : fail("bytes after the authorization");
+  constexpr size_t kHeader = 3;
+  // Only what the frame can hold is kept; anything beyond it is an error, not buffered.
+  size_t take = std::min(bytes.size(), kHeader + kMaxAuthorizationStream - buf_.size());
+  buf_.insert(buf_.end(), bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(take));
+  if (!buf_.empty() && buf_[0] != kAuthorizationStreamVersion)
+    return fail("unsupported version " + std::to_string(buf_[0]));
+  if (buf_.size() >= kHeader) {
+    const size_t len = (size_t{buf_[1]} << 8) | buf_[2];
+    if (len == 0 || len > kMaxAuthorizationStream)
+      return fail("authorization of " + std::to_string(len) + " bytes");
+    if (buf_.size() > kHeader + len || take < bytes.size())
+      return fail("bytes after the authorization");
+    if (buf_.size() == kHeader + len) {
+      state_ = State::Done;
+      return state_;
+    }
+  }
+  if (fin) return fail("stream ended after " + std::to_string(buf_.size()) + " bytes");
+  return state_;
+}
+
+std::span<const uint8_t> AuthorizationStreamDecoder::authorization() const {
+  if (state_ != State::Done) return {};
+  return std::span<const uint8_t>(buf_).subspan(3);
 }
 
 } // namespace ztna::wire

@@ -6,6 +6,8 @@
 //                      --key c.key --send MODE
 //   MODE: garbage (random bytes), bad-version, unknown-type, oversize (length 65535),
 //         truncated-hello (a Hello cut short, then FIN),
+//         hello-agent / hello-connector (a Hello with that role, whatever the certificate says),
+//         silent (no Hello at all),
 //         foreign-candidates (Hello as an agent, then Candidates for --session HEX, a session
 //         of somebody else's; then a bad-version frame so that the intermediate closes)
 #include "control/control_stream.hpp"
@@ -32,9 +34,15 @@ std::vector<uint8_t> payload_for(const std::string& mode, uint64_t session) {
   }
   if (mode == "garbage") return {0x7b, 0x22, 0x68, 0x69, 0x22, 0x3a, 0x31, 0x7d, 0xff, 0x00};
   if (mode == "bad-version") return {0x09, 0x01, 0x00, 0x00};
-  if (mode == "unknown-type") return {0x01, 0xee, 0x00, 0x00};
-  if (mode == "oversize") return {0x01, 0x01, 0xff, 0xff, 0x02};
-  if (mode == "truncated-hello") return {0x01, 0x01, 0x00, 0x08, 0x01};
+  if (mode == "unknown-type") return {wire::kControlVersion, 0xee, 0x00, 0x00};
+  if (mode == "oversize") return {wire::kControlVersion, 0x01, 0xff, 0xff, 0x02};
+  if (mode == "truncated-hello") return {wire::kControlVersion, 0x01, 0x00, 0x08, 0x01};
+  // A Hello whose role is not the certificate's: the intermediate must refuse it.
+  if (mode == "hello-agent") return wire::encode_control(wire::Hello{wire::Role::Agent, {}});
+  if (mode == "hello-connector")
+    return wire::encode_control(wire::Hello{wire::Role::Connector, {"web"}});
+  // Authenticates, then says nothing: the intermediate must drop it within seconds.
+  if (mode == "silent") return {};
   throw std::runtime_error("unknown --send mode " + mode);
 }
 
@@ -43,6 +51,7 @@ public:
   Probe(boost::asio::io_context& io, io::Endpoint& ep, std::vector<uint8_t> bytes, bool fin)
       : io_(io), ep_(ep), bytes_(std::move(bytes)), fin_(fin) {}
   void on_handshake_completed() override {
+    if (bytes_.empty()) return;
     auto id = peer->conn().open_bidi_stream();
     if (!id) return;
     peer->conn().send(*id, bytes_);
@@ -74,21 +83,25 @@ int main(int argc, char** argv) {
   app.add_option("--cert", tls.cert)->required();
   app.add_option("--key", tls.key)->required();
   app.add_option("--send", mode)->required();
-  std::string session_hex = "0";
+  std::string session_hex = "0", role_name = "agent";
+  app.add_option("--role", role_name, "the role of the certificate given (agent|connector)");
   app.add_option("--session", session_hex, "session id (hex) for foreign-candidates");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    auto role = role_from_string(role_name).value_or(Role::Agent);
     auto target = Address::parse(intermediate);
     if (!target) throw std::runtime_error("bad --intermediate");
     boost::asio::io_context io;
-    quic::TlsIdentity identity(tls);
+    auto identity = std::make_shared<quic::TlsIdentity>(tls, role);
     io::Endpoint ep(io, *Address::parse("0.0.0.0:0"), io::derive_reset_secret(tls.key));
     ep.start([](const Address&, std::span<const uint8_t>) {});
     Probe probe(io, ep, payload_for(mode, std::stoull(session_hex, nullptr, 16)),
                 mode == "truncated-hello");
     quic::ConnectionConfig cfg;
-    cfg.tls = &identity;
+    cfg.tls = identity;
+    cfg.peer.roles = {Role::Intermediate};
+    cfg.peer.server_auth = true;
     cfg.alpn = std::string(wire::kControlAlpn);
     cfg.server_name = name;
     cfg.reset_secret = ep.reset_secret();

@@ -47,21 +47,41 @@ public:
     return c;
   }
 
-  // A leaf with CN = SAN DNS = `name`, signed by `issuer`.
-  static std::unique_ptr<Credential> leaf(const std::string& name, const Credential& issuer,
-                                          bool server_auth) {
+  struct LeafSpec {
+    std::string name;
+    Role role = Role::Agent;
+    bool server_auth = false;
+    bool client_auth = true;
+    std::vector<std::string> groups;
+    long valid_from = -3600;      // seconds from now
+    long valid_until = 7 * 86400; // seconds from now
+  };
+
+  // A leaf with CN = SAN DNS = `name`, the role URI and group URIs, signed by `issuer`.
+  static std::unique_ptr<Credential> leaf(const LeafSpec& spec, const Credential& issuer) {
     auto c = std::make_unique<Credential>();
-    c->fill(name);
+    c->fill(spec.name, spec.valid_from, spec.valid_until);
     check(gnutls_x509_crt_set_basic_constraints(c->crt_, 0, -1), "set_basic_constraints");
     check(gnutls_x509_crt_set_key_usage(c->crt_, GNUTLS_KEY_DIGITAL_SIGNATURE), "set_key_usage");
-    check(gnutls_x509_crt_set_subject_alt_name(c->crt_, GNUTLS_SAN_DNSNAME, name.data(),
-                                               static_cast<unsigned>(name.size()), GNUTLS_FSAN_SET),
+    check(gnutls_x509_crt_set_subject_alt_name(c->crt_, GNUTLS_SAN_DNSNAME, spec.name.data(),
+                                               static_cast<unsigned>(spec.name.size()),
+                                               GNUTLS_FSAN_SET),
           "set_subject_alt_name");
-    if (server_auth)
+    auto uri = [&](const std::string& u) {
+      check(gnutls_x509_crt_set_subject_alt_name(c->crt_, GNUTLS_SAN_URI, u.data(),
+                                                 static_cast<unsigned>(u.size()),
+                                                 GNUTLS_FSAN_APPEND),
+            "set_subject_alt_name URI");
+    };
+    uri(std::string("ztna://") + to_string(spec.role) + "/" + spec.name);
+    for (const auto& g : spec.groups)
+      uri("ztna://group/" + g);
+    if (spec.server_auth)
       check(gnutls_x509_crt_set_key_purpose_oid(c->crt_, GNUTLS_KP_TLS_WWW_SERVER, 0),
             "set_key_purpose_oid");
-    check(gnutls_x509_crt_set_key_purpose_oid(c->crt_, GNUTLS_KP_TLS_WWW_CLIENT, 0),
-          "set_key_purpose_oid");
+    if (spec.client_auth)
+      check(gnutls_x509_crt_set_key_purpose_oid(c->crt_, GNUTLS_KP_TLS_WWW_CLIENT, 0),
+            "set_key_purpose_oid");
     unsigned char id[64];
     size_t id_len = sizeof id;
     check(gnutls_x509_crt_get_subject_key_id(issuer.crt_, id, &id_len, nullptr), "get key id");
@@ -69,6 +89,30 @@ public:
     check(gnutls_x509_crt_sign2(c->crt_, issuer.crt_, issuer.key_, GNUTLS_DIG_SHA256, 0),
           "sign leaf");
     return c;
+  }
+
+  // A CRL signed by this CA that lists `revoked`.
+  std::string crl_pem(const Credential& revoked) const {
+    gnutls_x509_crl_t crl;
+    check(gnutls_x509_crl_init(&crl), "crl_init");
+    std::string out;
+    try {
+      const time_t t = time(nullptr);
+      check(gnutls_x509_crl_set_version(crl, 2), "crl_set_version");
+      check(gnutls_x509_crl_set_this_update(crl, t - 3600), "crl_set_this_update");
+      check(gnutls_x509_crl_set_next_update(crl, t + 86400), "crl_set_next_update");
+      check(gnutls_x509_crl_set_crt(crl, revoked.crt_, t - 60), "crl_set_crt");
+      check(gnutls_x509_crl_sign2(crl, crt_, key_, GNUTLS_DIG_SHA256, 0), "crl_sign2");
+      gnutls_datum_t d{};
+      check(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &d), "crl_export2");
+      out.assign(reinterpret_cast<char*>(d.data), d.size);
+      gnutls_free(d.data);
+    } catch (...) {
+      gnutls_x509_crl_deinit(crl);
+      throw;
+    }
+    gnutls_x509_crl_deinit(crl);
+    return out;
   }
 
   std::string cert_pem() const {
@@ -89,15 +133,15 @@ public:
   }
 
 private:
-  void fill(const std::string& cn) {
+  void fill(const std::string& cn, long valid_from = -3600, long valid_until = 7 * 86400) {
     check(gnutls_x509_crt_set_version(crt_, 3), "set_version");
     unsigned char serial[16];
     check(gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial), "rnd");
     serial[0] = (serial[0] & 0x7f) | 0x01; // positive, no leading zero byte
     check(gnutls_x509_crt_set_serial(crt_, serial, sizeof serial), "set_serial");
     time_t t = time(nullptr);
-    check(gnutls_x509_crt_set_activation_time(crt_, t - 3600), "activation");
-    check(gnutls_x509_crt_set_expiration_time(crt_, t + 7 * 24 * 3600), "expiration");
+    check(gnutls_x509_crt_set_activation_time(crt_, t + valid_from), "activation");
+    check(gnutls_x509_crt_set_expiration_time(crt_, t + valid_until), "expiration");
     check(gnutls_x509_crt_set_dn_by_oid(crt_, GNUTLS_OID_X520_COMMON_NAME, 0, cn.data(),
                                         static_cast<unsigned>(cn.size())),
           "set_dn");
@@ -146,31 +190,60 @@ private:
   std::vector<std::string> files_;
 };
 
-std::unique_ptr<quic::TlsIdentity> load(TempDir& dir, const std::string& ca_file,
-                                        const std::string& base, const Credential& leaf) {
+quic::TlsIdentityPtr load(TempDir& dir, const std::string& ca_file, const std::string& base,
+                          const Credential& leaf, Role role, const std::string& crl_file = {}) {
   quic::TlsFiles files;
   files.ca = ca_file;
   files.cert = dir.write(base + ".pem", leaf.cert_pem());
   files.key = dir.write(base + ".key", leaf.key_pem());
-  return std::make_unique<quic::TlsIdentity>(files);
+  files.crl = crl_file;
+  return std::make_shared<quic::TlsIdentity>(files, role);
 }
 
 TestPki make_pki() {
+  using Spec = Credential::LeafSpec;
   auto ca = Credential::ca("ZTNA unit test CA");
   auto foreign_ca = Credential::ca("Foreign CA");
   auto impostor_ca = Credential::ca("ZTNA unit test CA");
   TempDir dir;
   std::string ca_file = dir.write("ca.pem", ca->cert_pem());
   std::string foreign_ca_file = dir.write("foreign-ca.pem", foreign_ca->cert_pem());
+  const Spec server{TestPki::kServerName, Role::Connector, true, true, {}};
+  const Spec client{TestPki::kClientName, Role::Agent, false, true, {"ops", "eng"}};
   TestPki pki;
-  pki.server = load(dir, ca_file, "server", *Credential::leaf(TestPki::kServerName, *ca, true));
-  pki.client = load(dir, ca_file, "client", *Credential::leaf(TestPki::kClientName, *ca, false));
-  pki.rogue_client = load(dir, ca_file, "rogue-client",
-                          *Credential::leaf(TestPki::kRogueName, *foreign_ca, false));
+  auto server_cred = Credential::leaf(server, *ca);
+  pki.server = load(dir, ca_file, "server", *server_cred, Role::Connector);
+  pki.client = load(dir, ca_file, "client", *Credential::leaf(client, *ca), Role::Agent);
+  pki.rogue_client =
+      load(dir, ca_file, "rogue-client",
+           *Credential::leaf({TestPki::kRogueName, Role::Agent, false, true, {}}, *foreign_ca),
+           Role::Agent);
   pki.impostor_client = load(dir, ca_file, "impostor-client",
-                             *Credential::leaf(TestPki::kClientName, *impostor_ca, false));
+                             *Credential::leaf(client, *impostor_ca), Role::Agent);
   pki.rogue_server = load(dir, foreign_ca_file, "rogue-server",
-                          *Credential::leaf(TestPki::kServerName, *foreign_ca, true));
+                          *Credential::leaf(server, *foreign_ca), Role::Connector);
+  pki.agent_as_server = load(dir, ca_file, "agent-as-server",
+                             *Credential::leaf({"agent-2", Role::Agent, false, true, {}}, *ca),
+                             Role::Agent);
+  pki.connector_as_agent =
+      load(dir, ca_file, "connector-as-agent",
+           *Credential::leaf({"conn-as-agent", Role::Connector, true, true, {}}, *ca),
+           Role::Connector);
+  pki.wrong_usage_client =
+      load(dir, ca_file, "wrong-usage",
+           *Credential::leaf({"agent-serverauth", Role::Agent, true, false, {}}, *ca), Role::Agent);
+  Spec expired{"agent-expired", Role::Agent, false, true, {}};
+  expired.valid_from = -7200;
+  expired.valid_until = -3600;
+  // TlsIdentity checks only its own role, not its own validity: a daemon with an expired
+  // certificate starts and says so through its peers' refusals.
+  pki.expired_client =
+      load(dir, ca_file, "expired", *Credential::leaf(expired, *ca), Role::Agent);
+  auto revoked = Credential::leaf({TestPki::kRevokedName, Role::Agent, false, true, {}}, *ca);
+  pki.revoked_client = load(dir, ca_file, "revoked", *revoked, Role::Agent);
+  std::string crl_file = dir.write("crl.pem", ca->crl_pem(*revoked));
+  pki.server_with_crl =
+      load(dir, ca_file, "server-crl", *server_cred, Role::Connector, crl_file);
   return pki;
 }
 
@@ -238,13 +311,17 @@ QuicPair::QuicPair() {
     client_secret_[i] = static_cast<uint8_t>(i);
     server_secret_[i] = static_cast<uint8_t>(0xa0 + i);
   }
-  client_config.tls = pki().client.get();
+  client_config.tls = pki().client;
   client_config.alpn = kAlpn;
   client_config.server_name = TestPki::kServerName;
+  client_config.peer.roles = {Role::Connector};
+  client_config.peer.server_auth = true;
   client_config.reset_secret = client_secret_;
   server_config.server = true;
-  server_config.tls = pki().server.get();
+  server_config.tls = pki().server;
   server_config.alpn = kAlpn;
+  server_config.peer.roles = {Role::Agent};
+  server_config.peer.client_auth = true;
   server_config.reset_secret = server_secret_;
 }
 

@@ -26,26 +26,35 @@
 
 namespace ztna::test {
 
-// The identities of a test deployment.
+// The identities of a test deployment, shaped like those certs/make-certs issues: a role URI
+// (ztna://ROLE/NAME), group URIs, and the role's extended key usages.
 struct TestPki {
   static constexpr const char* kServerName = "connector-1.ztna.test";
   static constexpr const char* kClientName = "agent-1";
   static constexpr const char* kRogueName = "agent-rogue";
+  static constexpr const char* kRevokedName = "agent-revoked";
 
   // Issued by the deployment CA, which all of these trust.
-  std::unique_ptr<quic::TlsIdentity> server; // CN = SAN = kServerName, serverAuth + clientAuth
-  std::unique_ptr<quic::TlsIdentity> client; // CN = SAN = kClientName, clientAuth
+  quic::TlsIdentityPtr server; // connector kServerName, serverAuth + clientAuth
+  quic::TlsIdentityPtr client; // agent kClientName, clientAuth, groups "eng" and "ops"
   // Client identities that trust the deployment CA but must be refused by the server:
   // issued by a foreign CA (a GnuTLS client then sends no certificate at all, since the
   // server asks for one from the deployment CA)...
-  std::unique_ptr<quic::TlsIdentity> rogue_client; // CN = kRogueName
+  quic::TlsIdentityPtr rogue_client; // agent kRogueName
   // ...and issued by an impostor CA that copies the deployment CA's name but not its key, for
   // the name of a legitimate client: this certificate is sent and must fail verification.
-  std::unique_ptr<quic::TlsIdentity> impostor_client; // CN = SAN = kClientName
+  quic::TlsIdentityPtr impostor_client; // agent kClientName
   // Issued by a foreign CA under the real server's name: must be refused by clients.
-  std::unique_ptr<quic::TlsIdentity> rogue_server; // CN = SAN = kServerName
+  quic::TlsIdentityPtr rogue_server; // connector kServerName
+  // Deployment CA, but each wrong in one way:
+  quic::TlsIdentityPtr agent_as_server;    // an agent (clientAuth only) where a connector serves
+  quic::TlsIdentityPtr connector_as_agent; // connector "conn-as-agent" where an agent belongs
+  quic::TlsIdentityPtr wrong_usage_client; // role agent, but serverAuth only
+  quic::TlsIdentityPtr expired_client;     // agent "agent-expired", expired an hour ago
+  quic::TlsIdentityPtr revoked_client;     // agent kRevokedName, listed in the CRL below
+  // The server identity again, with the deployment's CRL loaded (it lists revoked_client).
+  quic::TlsIdentityPtr server_with_crl;
 };
-
 // Generated on first use, once per test run.
 const TestPki& pki();
 

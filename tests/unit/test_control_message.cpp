@@ -48,26 +48,28 @@ TEST_CASE("control: every sample round-trips byte-exactly", "[control]") {
 }
 
 TEST_CASE("control: golden bytes", "[control]") {
-  CHECK(encode_control(OpenSession{7, "ssh"}) == bytes({1, 3, 0, 8, 0, 0, 0, 7, 3, 's', 's', 'h'}));
+  CHECK(encode_control(OpenSession{7, "ssh"}) == bytes({2, 3, 0, 8, 0, 0, 0, 7, 3, 's', 's', 'h'}));
   CHECK(encode_control(SessionAccept{0x0102030405060708ULL}) ==
-        bytes({1, 5, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}));
+        bytes({2, 5, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}));
   CHECK(encode_control(Hello{Role::Connector, {"a", "bc"}}) ==
-        bytes({1, 1, 0, 7, 2, 2, 1, 'a', 2, 'b', 'c'}));
+        bytes({2, 1, 0, 7, 2, 2, 1, 'a', 2, 'b', 'c'}));
   CHECK(encode_control(ObservedAddress{*Address::parse("203.0.113.5:3478")}) ==
-        bytes({1, 2, 0, 7, 4, 203, 0, 113, 5, 0x0D, 0x96}));
+        bytes({2, 2, 0, 7, 4, 203, 0, 113, 5, 0x0D, 0x96}));
   CHECK(encode_control(SessionClosed{9, ErrorCode::SessionGone}) ==
-        bytes({1, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
+        bytes({2, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
   CHECK(encode_control(ErrorMessage{ErrorCode::Shutdown, "bye"}) ==
-        bytes({1, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
+        bytes({2, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
   CHECK(encode_control(StartChecks{5, 2}) ==
-        bytes({1, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
+        bytes({2, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
   const std::string pwd(22, 'p');
   Bytes candidates =
-      bytes({1, 10, 0, 65, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
+      bytes({2, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
   candidates.insert(candidates.end(), pwd.begin(), pwd.end());
   const Bytes entries = bytes({2, 1,    0x7E, 0, 0,    0xFF, 4,  203, 0, 113, 5,    0x0D, 0x96,
                                1, 0x64, 0,    0, 0xFF, 4,    10, 0,   0, 2,   0x11, 0x5C});
   candidates.insert(candidates.end(), entries.begin(), entries.end());
+  candidates.push_back(0); // padding length
+  candidates.push_back(0);
   CHECK(encode_control(Candidates{5,
                                   2,
                                   "ufrg",
@@ -87,6 +89,8 @@ TEST_CASE("control: Candidates checks its fields", "[control]") {
     b.insert(b.end(), password.begin(), password.end());
     b.push_back(count);
     b.insert(b.end(), tail.begin(), tail.end());
+    b.push_back(0); // no padding
+    b.push_back(0);
     return b;
   };
   CHECK(decode_error(ControlType::Candidates, payload("abcd", pwd, 0, {})).empty());
@@ -104,6 +108,18 @@ TEST_CASE("control: Candidates checks its fields", "[control]") {
   CHECK(decode_error(ControlType::Candidates,
                      payload("abcd", pwd, 1, bytes({0, 0, 0, 0, 1, 4, 1, 2, 3, 4, 0, 80}))) ==
         "Candidates: unknown candidate type 0");
+  Bytes padded = payload("abcd", pwd, 0, {});
+  padded.back() = 2;
+  padded.insert(padded.end(), {0, 0});
+  CHECK(decode_error(ControlType::Candidates, padded).empty());
+  padded.back() = 1;
+  CHECK(decode_error(ControlType::Candidates, padded) == "Candidates: padding is not all zeros");
+  padded.pop_back();
+  CHECK(decode_error(ControlType::Candidates, padded) == "Candidates: truncated");
+  Candidates sized{1, 1, "abcd", pwd, {{1, 1, Address::ipv4(1, 2)}}, 100};
+  CHECK(encoded_size(sized) == encode_control(sized).size());
+  sized.candidates.push_back({2, 2, *Address::parse("[2001:db8::1]:5")});
+  CHECK(encoded_size(sized) == encode_control(sized).size());
   CHECK_THROWS_AS(encode_control(Candidates{1, 1, "a b c", pwd, {}}), std::invalid_argument);
   CHECK_THROWS_AS(encode_control(Candidates{1, 1, "abcd", pwd, {{9, 1, Address::ipv4(1, 2)}}}),
                   std::invalid_argument);
@@ -119,7 +135,7 @@ TEST_CASE("control: type codes and names", "[control]") {
       OpenSession{1, "s"},
       SessionOffer{1, "a", "s", Address::ipv4(1, 2)},
       SessionAccept{1},
-      SessionReady{1, 1, "c", Address::ipv4(1, 2)},
+      SessionReady{1, 1, "c", Address::ipv4(1, 2), {7}},
       SessionReject{1, ErrorCode::Internal, ""},
       SessionClosed{1, ErrorCode::None},
       ErrorMessage{ErrorCode::Malformed, ""},
@@ -216,11 +232,17 @@ TEST_CASE("control: names in other messages", "[control]") {
   CHECK(decode_error(ControlType::SessionReady,
                      bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, ' ', 4, 1, 2, 3, 4, 0, 80})) ==
         "SessionReady: invalid connector name");
+  CHECK(decode_error(ControlType::SessionReady, bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'c', 4,
+                                                       1, 2, 3, 4, 0, 80, 0, 0})) ==
+        "SessionReady: authorization of 0 bytes");
+  CHECK(decode_error(ControlType::SessionReady, bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'c', 4,
+                                                       1, 2, 3, 4, 0, 80, 0, 2, 9})) ==
+        "SessionReady: truncated");
 }
 
 TEST_CASE("control: error codes and reasons", "[control]") {
-  CHECK(decode_error(ControlType::SessionReject, bytes({0, 0, 0, 1, 0, 10, 0})) ==
-        "SessionReject: unknown error code 10");
+  CHECK(decode_error(ControlType::SessionReject, bytes({0, 0, 0, 1, 0, 11, 0})) ==
+        "SessionReject: unknown error code 11");
   CHECK(decode_error(ControlType::ErrorMessage, bytes({0xFF, 0xFF, 0})) ==
         "ErrorMessage: unknown error code 65535");
   CHECK(decode_error(ControlType::SessionClosed, bytes({0, 0, 0, 0, 0, 0, 0, 1, 1, 0})) ==
@@ -253,7 +275,10 @@ TEST_CASE("control: encoder refuses messages the decoder would reject", "[contro
   CHECK_THROWS_AS(encode_control(OpenSession{1, "a b"}), std::invalid_argument);
   CHECK_THROWS_AS(encode_control(OpenSession{1, std::string(256, 'a')}), std::invalid_argument);
   CHECK_THROWS_AS(encode_control(SessionOffer{1, "a", "s", Address{}}), std::invalid_argument);
-  CHECK_THROWS_AS(encode_control(SessionReady{1, 1, "", a}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_control(SessionReady{1, 1, "", a, {7}}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_control(SessionReady{1, 1, "c", a, {}}), std::invalid_argument);
+  CHECK_THROWS_AS(encode_control(SessionReady{1, 1, "c", a, std::vector<uint8_t>(1281, 1)}),
+                  std::invalid_argument);
   CHECK_THROWS_AS(encode_control(ObservedAddress{Address{}}), std::invalid_argument);
   CHECK_THROWS_AS(encode_control(Hello{Role::Agent, {"ssh"}}), std::invalid_argument);
   CHECK_THROWS_AS(encode_control(Hello{static_cast<Role>(3), {}}), std::invalid_argument);
@@ -301,10 +326,11 @@ TEST_CASE("control: error code and role names", "[control]") {
   CHECK(std::string(to_string(ErrorCode::Internal)) == "internal error");
   CHECK(std::string(to_string(ErrorCode::Shutdown)) == "shutdown");
   CHECK(std::string(to_string(ErrorCode::Replaced)) == "replaced");
+  CHECK(std::string(to_string(ErrorCode::Limited)) == "limit reached");
   CHECK(std::string(to_string(static_cast<ErrorCode>(1234))) == "unknown error code");
   CHECK(std::string(to_string(Role::Agent)) == "agent");
   CHECK(std::string(to_string(Role::Connector)) == "connector");
-  for (uint16_t v = 0; v <= 9; ++v)
+  for (uint16_t v = 0; v <= 10; ++v)
     CHECK(is_known_error_code(v));
-  CHECK_FALSE(is_known_error_code(10));
+  CHECK_FALSE(is_known_error_code(11));
 }

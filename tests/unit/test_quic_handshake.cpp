@@ -25,9 +25,18 @@ TEST_CASE("QUIC handshake completes with mutual TLS", "[quic][handshake]") {
   REQUIRE(q.handshake());
   CHECK(q.client.handshakes == 1);
   CHECK(q.server.handshakes == 1);
-  // Each side knows the other by its verified certificate's CN.
+  // Each side knows the other by its verified certificate's role URI.
   CHECK(q.client.conn->peer_name() == TestPki::kServerName);
   CHECK(q.server.conn->peer_name() == TestPki::kClientName);
+  REQUIRE(q.server.conn->peer_identity());
+  const auto& agent = *q.server.conn->peer_identity();
+  CHECK(agent.role == Role::Agent);
+  CHECK(agent.groups == std::vector<std::string>{"eng", "ops"}); // sorted
+  CHECK(agent.client_auth);
+  CHECK_FALSE(agent.server_auth);
+  CHECK(agent.serial.size() == 32);
+  CHECK(q.client.conn->peer_identity()->role == Role::Connector);
+  CHECK(q.client.conn->peer_identity()->server_auth);
   CHECK(q.client.error().empty());
   CHECK(q.server.error().empty());
   CHECK(q.server_create_error.empty());
@@ -68,7 +77,7 @@ TEST_CASE("QUIC handshake survives lost handshake packets", "[quic][handshake]")
 TEST_CASE("QUIC server refuses a client certificate from another CA", "[quic][handshake][tls]") {
   QuicPair q;
   bool impostor = GENERATE(false, true);
-  q.client_config.tls = impostor ? pki().impostor_client.get() : pki().rogue_client.get();
+  q.client_config.tls = impostor ? pki().impostor_client : pki().rogue_client;
   // In TLS 1.3 the client's side of the handshake completes before the server has checked its
   // certificate. A client that starts sending at once must still get nothing through.
   q.client.on_handshake = [&] {
@@ -86,9 +95,10 @@ TEST_CASE("QUIC server refuses a client certificate from another CA", "[quic][ha
   CHECK(q.server.conn->peer_name().empty());
   // A foreign certificate is not even sent (GnuTLS picks one from a CA the server asks for);
   // the impostor's certificate is sent and fails verification.
-  CHECK(contains(q.server.error(), impostor
-                                       ? "TLS handshake failed: GNUTLS_A_BAD_CERTIFICATE"
-                                       : "TLS handshake failed: GNUTLS_A_CERTIFICATE_REQUIRED"));
+  REQUIRE(q.server.conn->refusal());
+  CHECK(q.server.conn->refusal()->reason ==
+        (impostor ? quic::Refusal::UntrustedIssuer : quic::Refusal::NoCertificate));
+  CHECK(contains(q.server.error(), "TLS handshake failed: "));
   // The client learns why from the server's CONNECTION_CLOSE.
   CHECK(contains(q.client.error(), "peer closed the connection"));
   CHECK(contains(q.client.error(), "TLS alert GNUTLS_A_"));
@@ -99,13 +109,16 @@ TEST_CASE("QUIC server refuses a client certificate from another CA", "[quic][ha
 
 TEST_CASE("QUIC client refuses a server certificate from another CA", "[quic][handshake][tls]") {
   QuicPair q;
-  q.server_config.tls = pki().rogue_server.get();
+  q.server_config.tls = pki().rogue_server;
   q.start();
   REQUIRE(q.run_until([&] { return both_finished(q); }));
   INFO("server: " << q.server.error() << "; client: " << q.client.error());
   CHECK(q.client.handshakes == 0);
   CHECK(q.server.handshakes == 0);
-  CHECK(contains(q.client.error(), "TLS handshake failed: GNUTLS_A_BAD_CERTIFICATE"));
+  REQUIRE(q.client.conn->refusal());
+  CHECK(q.client.conn->refusal()->reason == quic::Refusal::UntrustedIssuer);
+  CHECK(contains(q.client.error(), "TLS handshake failed: certificate not issued by the "
+                                   "deployment CA"));
   CHECK(contains(q.server.error(), "TLS alert GNUTLS_A_BAD_CERTIFICATE"));
 }
 
@@ -118,7 +131,8 @@ TEST_CASE("QUIC client refuses a server certificate for another name", "[quic][h
   CHECK_FALSE(q.client.conn->handshake_completed());
   CHECK(q.client.handshakes == 0);
   CHECK(q.server.handshakes == 0);
-  CHECK(contains(q.client.error(), "TLS handshake failed: GNUTLS_A_BAD_CERTIFICATE"));
+  REQUIRE(q.client.conn->refusal());
+  CHECK(q.client.conn->refusal()->reason == quic::Refusal::WrongName);
   CHECK(contains(q.server.error(), "TLS alert GNUTLS_A_BAD_CERTIFICATE"));
 }
 
@@ -130,7 +144,9 @@ TEST_CASE("QUIC handshake fails on an ALPN mismatch", "[quic][handshake][tls]") 
   INFO("server: " << q.server.error() << "; client: " << q.client.error());
   CHECK(q.client.handshakes == 0);
   CHECK(q.server.handshakes == 0);
-  CHECK(contains(q.server.error(), "TLS handshake failed: GNUTLS_A_NO_APPLICATION_PROTOCOL"));
+  REQUIRE(q.server.conn->refusal());
+  CHECK(q.server.conn->refusal()->reason == quic::Refusal::NoApplicationProtocol);
+  CHECK(contains(q.server.error(), "no common application protocol (ALPN)"));
   CHECK(contains(q.client.error(), "TLS alert GNUTLS_A_NO_APPLICATION_PROTOCOL"));
 }
 
@@ -219,4 +235,121 @@ TEST_CASE("QUIC connection refuses streams before the handshake", "[quic][handsh
   CHECK(q.client.conn->peer_name().empty());
   REQUIRE(q.handshake()); // continues with the client already started
   CHECK(q.client.conn->open_bidi_stream());
+}
+
+namespace {
+
+// Runs a handshake with one side's identity replaced; returns the refusal of the side that
+// checked it.
+std::optional<quic::PeerRefusal> refused(QuicPair& q, bool check_on_server) {
+  q.start();
+  REQUIRE(q.run_until([&] { return both_finished(q); }));
+  INFO("server: " << q.server.error() << "; client: " << q.client.error());
+  CHECK(q.server.handshakes == 0);
+  auto& checker = check_on_server ? q.server : q.client;
+  REQUIRE(checker.conn);
+  CHECK_FALSE(checker.conn->peer_identity());
+  return checker.conn->refusal();
+}
+
+} // namespace
+
+TEST_CASE("An agent certificate never serves a session", "[quic][handshake][tls][identity]") {
+  QuicPair q;
+  q.server_config.tls = pki().agent_as_server; // clientAuth only, role agent
+  auto r = refused(q, false);
+  REQUIRE(r);
+  CHECK(r->reason == quic::Refusal::WrongRole);
+  CHECK(contains(r->detail, "agent 'agent-2'"));
+}
+
+TEST_CASE("A connector certificate is refused where an agent belongs",
+          "[quic][handshake][tls][identity]") {
+  QuicPair q;
+  q.client_config.tls = pki().connector_as_agent;
+  auto r = refused(q, true);
+  REQUIRE(r);
+  CHECK(r->reason == quic::Refusal::WrongRole);
+  CHECK(contains(r->detail, "connector 'conn-as-agent'"));
+}
+
+TEST_CASE("A role without the key usage for its side is refused",
+          "[quic][handshake][tls][identity]") {
+  QuicPair q;
+  q.client_config.tls = pki().wrong_usage_client; // role agent, serverAuth only
+  auto r = refused(q, true);
+  REQUIRE(r);
+  CHECK(r->reason == quic::Refusal::WrongUsage);
+  SECTION("and a server without serverAuth") {
+    QuicPair q2;
+    q2.server_config.tls = pki().server;
+    q2.client_config.peer.roles = {Role::Connector};
+    q2.client_config.peer.name = "someone-else";
+    auto r2 = refused(q2, false);
+    REQUIRE(r2);
+    CHECK(r2->reason == quic::Refusal::WrongName);
+  }
+}
+
+TEST_CASE("Expired and revoked certificates are refused", "[quic][handshake][tls][identity]") {
+  SECTION("expired") {
+    QuicPair q;
+    q.client_config.tls = pki().expired_client;
+    auto r = refused(q, true);
+    REQUIRE(r);
+    CHECK(r->reason == quic::Refusal::Expired);
+  }
+  SECTION("revoked, with the CRL loaded") {
+    QuicPair q;
+    q.server_config.tls = pki().server_with_crl;
+    q.client_config.tls = pki().revoked_client;
+    auto r = refused(q, true);
+    REQUIRE(r);
+    CHECK(r->reason == quic::Refusal::Revoked);
+  }
+  SECTION("the same certificate passes without the CRL, and others pass with it") {
+    QuicPair q;
+    q.client_config.tls = pki().revoked_client;
+    REQUIRE(q.handshake());
+    QuicPair q2;
+    q2.server_config.tls = pki().server_with_crl;
+    REQUIRE(q2.handshake());
+    CHECK(pki().server_with_crl->revoked_count() == 1);
+    CHECK(pki().server_with_crl->is_revoked(*q.server.conn->peer_identity()));
+    CHECK_FALSE(pki().server_with_crl->is_revoked(*q2.server.conn->peer_identity()));
+  }
+}
+
+TEST_CASE("An exception in an event handler ends the connection, not the process",
+          "[quic][callbacks]") {
+  QuicPair q;
+  q.server.on_data = [](int64_t, bool) { throw std::runtime_error("handler bug"); };
+  REQUIRE(q.handshake());
+  auto id = q.client.conn->open_bidi_stream();
+  REQUIRE(id);
+  q.client.conn->send(*id, bytes("hello"));
+  REQUIRE(q.run_until([&] { return both_finished(q); }));
+  CHECK(contains(q.server.error(), "internal error: handler bug"));
+  CHECK(contains(q.client.error(), "peer closed the connection"));
+}
+
+TEST_CASE("A connection closed inside a callback processes nothing more of that packet",
+          "[quic][callbacks]") {
+  QuicPair q;
+  REQUIRE(q.handshake());
+  // Two streams' data in one packet: the server closes on the first and must not see the
+  // second.
+  q.server.on_data = [&](int64_t, bool) {
+    q.server.conn->close(7, "enough", q.now, q.sink(false));
+  };
+  auto a = q.client.conn->open_bidi_stream();
+  auto b = q.client.conn->open_bidi_stream();
+  REQUIRE(a);
+  REQUIRE(b);
+  q.client.conn->send(*a, bytes("first"));
+  q.client.conn->send(*b, bytes("second"));
+  REQUIRE(q.run_until([&] { return both_finished(q); }));
+  CHECK(q.server.received.size() == 1);
+  CHECK(contains(q.client.error(), "code 7"));
+  CHECK(contains(q.client.error(), "enough"));
 }

@@ -140,10 +140,11 @@ TEST_CASE("stream errors", "[stream_header]") {
   CHECK(std::string(to_string(StreamError::BackendReset)) == "backend reset");
   CHECK(std::string(to_string(StreamError::MalformedHeader)) == "malformed stream header");
   CHECK(std::string(to_string(StreamError::Internal)) == "internal error");
+  CHECK(std::string(to_string(StreamError::NotAuthorized)) == "not authorized");
   CHECK(std::string(to_string(static_cast<StreamError>(7))) == "unknown stream error");
-  for (uint64_t code = 0x101; code <= 0x105; ++code)
+  for (uint64_t code = 0x101; code <= 0x106; ++code)
     CHECK(stream_error_from_code(code) == static_cast<StreamError>(code));
   CHECK_FALSE(stream_error_from_code(0));
   CHECK_FALSE(stream_error_from_code(0x100));
-  CHECK_FALSE(stream_error_from_code(0x106));
+  CHECK_FALSE(stream_error_from_code(0x107));
 }
