@@ -1,5 +1,6 @@
 #include "policy_check.hpp"
 
+#include "identity/identity.hpp"
 #include "policy/policy.hpp"
 #include "wire/text.hpp"
 
@@ -30,10 +31,10 @@ std::string check_arguments(const PolicyCheckOptions& opts) {
   const char* flag = opts.agent ? "--agent" : "--connector";
   const char* rule = " (letters, digits, '-' and '.', 1 to 64 characters, starting and ending "
                      "with a letter or digit, no '..')";
-  if (!policy::is_valid_principal_name(name))
+  if (!is_valid_identity_name(name))
     return std::string(flag) + " '" + printable(name) + "': not a valid name" + rule;
   for (const auto& g : opts.groups)
-    if (!policy::is_valid_principal_name(g))
+    if (!is_valid_identity_name(g))
       return "--group '" + printable(g) + "': not a valid group name" + rule;
   if (opts.service.empty()) return "--service NAME is required";
   if (!wire::is_valid_name(opts.service))

@@ -1,5 +1,6 @@
 #include "policy/policy.hpp"
 
+#include "identity/identity.hpp"
 #include "wire/text.hpp"
 
 #include <gnutls/crypto.h>
@@ -14,17 +15,6 @@
 #include <tuple>
 
 namespace ztna::policy {
-
-bool is_valid_principal_name(std::string_view s) {
-  auto alnum = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  };
-  if (s.empty() || s.size() > kMaxPrincipalName) return false;
-  if (!alnum(s.front()) || !alnum(s.back())) return false;
-  for (char c : s)
-    if (!alnum(c) && c != '-' && c != '.') return false;
-  return s.find("..") == std::string_view::npos && wire::is_valid_name(s);
-}
 
 const char* to_string(RuleKind kind) {
   return kind == RuleKind::Access ? "access" : "serve";
@@ -312,7 +302,7 @@ private:
         problem(element.source(), field + ": invalid name " + quoted(value) +
                                       " (1 to 255 bytes of UTF-8, no spaces or control "
                                       "characters)");
-      } else if (entry != Entry::Service && !is_valid_principal_name(value)) {
+      } else if (entry != Entry::Service && !is_valid_identity_name(value)) {
         problem(element.source(), field + ": invalid name " + quoted(value) +
                                       " (letters, digits, '-' and '.', 1 to 64 characters, "
                                       "starting and ending with a letter or digit, no '..')");

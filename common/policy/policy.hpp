@@ -18,17 +18,12 @@ namespace ztna::policy {
 
 // The policy file format version this build reads (`version = 1`).
 constexpr int64_t kVersion = 1;
-// Agent, connector and group names in a policy: letters, digits, '-' and '.', 1..64 bytes.
-constexpr size_t kMaxPrincipalName = 64;
 // A larger file is refused before parsing (a policy is a few hundred lines at most).
 constexpr size_t kMaxFileSize = 1 << 20;
 
-// An agent, connector or group name as certs/make-certs issues them: letters, digits, '-' and
-// '.', 1..kMaxPrincipalName bytes, starting and ending with a letter or digit, no "..". Every
-// such name is also a valid wire name (wire::is_valid_name).
-bool is_valid_principal_name(std::string_view s);
-
-// Who asks: an agent or a connector, by the name and groups of its certificate.
+// Who asks: an agent or a connector, by the name and groups of its certificate. In a policy
+// file, agent, connector and group names follow the certificates' rule (is_valid_identity_name
+// in identity/identity.hpp).
 struct Principal {
   std::string name;
   std::vector<std::string> groups;
