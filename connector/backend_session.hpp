@@ -28,6 +28,7 @@ struct ConnectorCounters {
   uint64_t relay_frames_unexpected = 0;
   uint64_t offers_refused = 0;          // allow list or unknown service, before any handshake
   uint64_t backend_sockets_refused = 0; // over the per-session or process budget
+  uint64_t authorizations_missing = 0;  // no valid authorization in time after the offer
   session::GateCounters gate;
 };
 

@@ -267,12 +267,23 @@ void Connector::reload() {
 void Connector::sweep() {
   auto now = std::chrono::steady_clock::now();
   std::vector<uint64_t> stale;
+  std::vector<uint64_t> unauthorized;
   for (auto& [id, s] : sessions_) {
     if (!s->quic() && now - s->created() > kOfferTimeout) stale.push_back(id);
+    // Held streams wait for the authorization; they do not wait for ever.
+    else if (s->quic() && !s->authorized() && now - s->created() > kOfferTimeout)
+      unauthorized.push_back(id);
     s->expire_flows(now, kUdpFlowIdle);
   }
   for (auto id : stale)
     end_session(id, "the agent never started the handshake", true);
+  for (auto id : unauthorized) {
+    counters_.authorizations_missing++;
+    if (auto* q = sessions_[id]->quic())
+      q->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
+               "no authorization within " + std::to_string(kOfferTimeout.count()) + " s");
+    end_session(id, "the agent presented no authorization in time", true);
+  }
   // A new interface (or a lost one) changes our host candidates: look every 5 s.
   if (++sweeps_ % 5 == 0) update_candidates();
   sweep_timer_.expires_after(std::chrono::seconds(1));
@@ -346,6 +357,7 @@ nlohmann::json Connector::status() const {
                    {"datagrams_wrong_service", g.datagrams_wrong_service},
                    {"datagrams_dropped", counters_.datagrams_dropped + g.datagrams_dropped},
                    {"offers_refused", counters_.offers_refused},
+                   {"authorizations_missing", counters_.authorizations_missing},
                    {"authorizations_accepted", g.authorizations_accepted},
                    {"authorizations_malformed", g.authorizations_malformed},
                    {"authorizations_forged", g.authorizations_forged},

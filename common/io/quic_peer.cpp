@@ -80,9 +80,13 @@ void QuicPeer::check_finished() {
   timer_.cancel();
   if (router_) router_->remove(this);
   // Reported from a fresh loop turn: the owner may delete us, and we may be deep in a callback.
-  // The callback moves into the handler so that it survives the owner deleting us in it.
-  boost::asio::post(io_, [f = std::move(finished_), why = conn_->error(), alive = alive_] {
-    if (*alive && f) f(why);
+  // The callback moves into the handler so that it survives the owner deleting us in it. A
+  // CONNECTION_CLOSE queued from inside a callback (quic::Connection::close) goes out first:
+  // the peer learns why instead of meeting a stateless reset later.
+  boost::asio::post(io_, [this, f = std::move(finished_), why = conn_->error(), alive = alive_] {
+    if (!*alive) return;
+    conn_->write(now(), transmit_);
+    if (f) f(why);
   });
 }
 

@@ -14,6 +14,9 @@
 #   ZTNA_AGENT_PATHS  "relay" (default): agents run with --relay-only; "auto": they look for
 #                     direct paths (on loopback the reflexive 127.0.0.1 candidates connect)
 #   ZTNA_TIME_SCALE   multiply every deadline (default 1, or 4 for a sanitizer build)
+#   ZTNA_POLICY       the intermediate's --policy file (default: $ZTNA_TMP/policy.toml, which
+#                     ztna_make_certs writes: every agent may reach every service, every
+#                     connector may serve every service)
 #
 # Process rules: every process is started through ztna_spawn, which records its PID. At exit the
 # EXIT trap stops exactly those PIDs (SIGTERM, then SIGKILL after a deadline) and nothing else.
@@ -374,7 +377,8 @@ ztna_random_file() {
 }
 
 # ztna_make_certs [extra make-certs args]: CA, intermediate (DNS + 127.0.0.1), connector conn1 and
-# agent agent1 into $ZTNA_TMP/certs (ZTNA_CERTS).
+# agent agent1 into $ZTNA_TMP/certs (ZTNA_CERTS), with the CRL and the authorization key pair;
+# and the open test policy in $ZTNA_TMP/policy.toml unless a policy is there already.
 ztna_make_certs() {
   ZTNA_CERTS=$ZTNA_TMP/certs
   "$ZTNA_MAKE_CERTS" --out "$ZTNA_CERTS" --intermediate-dns "$ZTNA_INTERMEDIATE_DNS" \
@@ -382,6 +386,42 @@ ztna_make_certs() {
     >"$ZTNA_TMP/logs/make-certs.out" 2>&1 ||
     { cat "$ZTNA_TMP/logs/make-certs.out" >&2; ztna_fail "make-certs failed"; }
   rm -f "$ZTNA_TMP/logs/make-certs.out"
+  [[ -f $ZTNA_TMP/policy.toml ]] || ztna_write_policy "$ZTNA_TMP/policy.toml" <<'TOML'
+version = 1
+
+[[access]]
+name = "tests: every agent reaches every service"
+agents = ["*"]
+services = ["*"]
+
+[[serve]]
+name = "tests: every connector serves every service"
+connectors = ["*"]
+services = ["*"]
+TOML
+}
+
+# ztna_write_policy FILE: writes the policy on stdin to FILE (atomically: a reload never reads a
+# half-written file).
+ztna_write_policy() {
+  local file=$1
+  cat >"$file.tmp"
+  mv -f "$file.tmp" "$file"
+}
+
+# ztna_intermediate_args: the identity, CRL, policy and authorization key of the intermediate,
+# one argument per line (for mapfile).
+ztna_intermediate_args() {
+  printf '%s\n' --ca "$ZTNA_CERTS/ca.pem" --cert "$ZTNA_CERTS/intermediate.pem" \
+    --key "$ZTNA_CERTS/intermediate.key" --crl "$ZTNA_CERTS/crl.pem" \
+    --policy "${ZTNA_POLICY:-$ZTNA_TMP/policy.toml}" \
+    --authorization-key "$ZTNA_CERTS/authorization.key"
+}
+
+# ztna_sighup NAME: asks a daemon to reload (certificates, CRL, policy).
+ztna_sighup() {
+  local pid=${ZTNA_PID_OF[$1]:?unknown process $1}
+  kill -HUP "$pid"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -524,10 +564,10 @@ ztna_start_intermediate() {
   local sock=$ZTNA_TMP/run/intermediate.sock
   ZTNA_ROLE[intermediate]=intermediate
   ZTNA_SOCK[intermediate]=$sock
+  local args
+  mapfile -t args < <(ztna_intermediate_args)
   ztna_spawn intermediate 1 "$ZTNA_INTERMEDIATE_BIN" run --listen "127.0.0.1:$ZTNA_INT_PORT" \
-    --ca "$ZTNA_CERTS/ca.pem" --cert "$ZTNA_CERTS/intermediate.pem" \
-    --key "$ZTNA_CERTS/intermediate.key" --status-socket "$sock" \
-    --log-level "${ZTNA_LOG_LEVEL:-info}" "$@"
+    "${args[@]}" --status-socket "$sock" --log-level "${ZTNA_LOG_LEVEL:-info}" "$@"
   ztna_wait_for 30 "intermediate status socket answers" ztna_json intermediate
   ztna_log "intermediate ready on udp 127.0.0.1:$ZTNA_INT_PORT"
 }
@@ -535,7 +575,9 @@ ztna_start_intermediate() {
 # ztna_start_peer ROLE NAME CA CERT KEY [args...]: connector or agent with explicit credentials.
 # Does not wait; use ztna_wait_connected. By default on loopback, talking to the intermediate of
 # ztna_start_intermediate; ZTNA_PEER_NETNS, ZTNA_PEER_INTERMEDIATE and ZTNA_PEER_LISTEN (set for
-# the call) move it into a network namespace of the NAT lab.
+# the call) move it into a network namespace of the NAT lab. The CRL next to CA is passed when
+# there is one; a connector gets the deployment's authorization.pub and, unless the arguments
+# give an --allow, "--allow SERVICE=*" for each --service (the intermediate's policy decides).
 ztna_start_peer() {
   local role=$1 name=$2 ca=$3 cert=$4 key=$5 bin
   shift 5
@@ -551,6 +593,17 @@ ztna_start_peer() {
   [[ -z ${ZTNA_LOG_LEVEL:-} ]] || set -- --log-level "$ZTNA_LOG_LEVEL" "$@"
   # The loopback tests exercise the relay path unless a test asks for direct paths.
   [[ $role != agent || ${ZTNA_AGENT_PATHS:-relay} != relay ]] || set -- --relay-only "$@"
+  [[ ! -f ${ca%/*}/crl.pem ]] || set -- --crl "${ca%/*}/crl.pem" "$@"
+  if [[ $role == connector ]]; then
+    local a has_allow=0 allows=() prev=""
+    for a in "$@"; do
+      [[ $a != --allow* ]] || has_allow=1
+      [[ $prev != --service ]] || allows+=(--allow "${a%%=*}=*")
+      prev=$a
+    done
+    ((has_allow)) || set -- "${allows[@]}" "$@"
+    set -- --authorization-pub "$ZTNA_CERTS/authorization.pub" "$@"
+  fi
   ztna_spawn "$name" 1 "${wrap[@]}" "$bin" run \
     --intermediate "${ZTNA_PEER_INTERMEDIATE:-127.0.0.1:$ZTNA_INT_PORT}" \
     --intermediate-name "$ZTNA_INTERMEDIATE_DNS" --ca "$ca" --cert "$cert" --key "$key" \

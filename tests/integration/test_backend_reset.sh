@@ -37,10 +37,16 @@ ztna_start_agent agent1 --expose "web=tcp://127.0.0.1:$web_port" \
 ztna_wait_connected conn1 agent1
 ztna_wait_service web flaky
 
-for _ in 1 2 3; do
+flaky_session() { ztna_json agent1 | jq -r '.sessions[] | select(.service == "flaky") | .session_id'; }
+ztna_expect_fetch_error "http://127.0.0.1:$rst_local/" "$(ztna_secs 20)"
+first=$(flaky_session)
+[[ -n $first ]] || ztna_fail "no session for flaky"
+for _ in 2 3; do
   ztna_expect_fetch_error "http://127.0.0.1:$rst_local/" "$(ztna_secs 20)"
 done
 ztna_fetch "http://127.0.0.1:$web_port/blob.bin" "$ZTNA_TMP/got.bin" 30
 cmp -s "$ZTNA_TMP/www/blob.bin" "$ZTNA_TMP/got.bin" || ztna_fail "content differs"
-ztna_jq agent1 '.sessions | length == 1' >/dev/null || ztna_fail "the session did not survive the resets"
+# One session per service: flaky's survived the resets, web got its own.
+[[ $(flaky_session) == "$first" ]] || ztna_fail "the session did not survive the resets"
+ztna_jq agent1 '.sessions | length == 2' >/dev/null || ztna_fail "expected one session per service"
 ztna_pass

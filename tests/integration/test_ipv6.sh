@@ -16,16 +16,17 @@ web_port=$(ztna_free_port tcp)
 
 ZTNA_ROLE[intermediate]=intermediate
 ZTNA_SOCK[intermediate]=$ZTNA_TMP/run/intermediate.sock
+mapfile -t int_args < <(ztna_intermediate_args)
 ztna_spawn intermediate 1 "$ZTNA_INTERMEDIATE_BIN" run --listen "[::1]:$ZTNA_INT_PORT" \
-  --ca "$ZTNA_CERTS/ca.pem" --cert "$ZTNA_CERTS/intermediate.pem" \
-  --key "$ZTNA_CERTS/intermediate.key" --status-socket "${ZTNA_SOCK[intermediate]}"
+  "${int_args[@]}" --status-socket "${ZTNA_SOCK[intermediate]}"
 ztna_wait_for 30 "intermediate status socket answers" ztna_json intermediate
 
 for who in connector:conn1 agent:agent1; do
   role=${who%%:*} name=${who#*:}
   ZTNA_ROLE[$name]=$role
   ZTNA_SOCK[$name]=$ZTNA_TMP/run/$name.sock
-  bin=$ZTNA_CONNECTOR_BIN extra=(--service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT")
+  bin=$ZTNA_CONNECTOR_BIN extra=(--service "web=tcp://127.0.0.1:$ZTNA_NGINX_PORT" --allow 'web=*'
+    --authorization-pub "$ZTNA_CERTS/authorization.pub")
   if [[ $role == agent ]]; then
     bin=$ZTNA_AGENT_BIN extra=(--expose "web=tcp://[::1]:$web_port")
   fi

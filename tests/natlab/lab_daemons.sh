@@ -32,9 +32,10 @@ lab_start_intermediate() {
   shift
   ZTNA_ROLE[intermediate]=intermediate
   ZTNA_SOCK[intermediate]=$sock
+  local args
+  mapfile -t args < <(ztna_intermediate_args)
   ztna_spawn intermediate 1 ip netns exec "$(natlab_ns "$host")" "$ZTNA_INTERMEDIATE_BIN" run \
-    --listen "$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT" --ca "$ZTNA_CERTS/ca.pem" \
-    --cert "$ZTNA_CERTS/intermediate.pem" --key "$ZTNA_CERTS/intermediate.key" \
+    --listen "$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT" "${args[@]}" \
     --status-socket "$sock" --log-level "${ZTNA_LOG_LEVEL:-info}" "$@"
   ztna_wait_for 30 "intermediate status socket answers" ztna_json intermediate
 }

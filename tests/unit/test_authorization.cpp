@@ -11,30 +11,16 @@
 
 #include "auth/authorization.hpp"
 #include "bytes.hpp"
+#include "test_keys.hpp"
 
 using namespace ztna::auth;
 using ztna::test::bytes;
 using ztna::test::Bytes;
 using Result = AuthorizationVerifier::Result;
+using namespace ztna::test::keys;
 
 namespace {
 
-// TEST-ONLY keys, generated once with `openssl genpkey -algorithm ED25519` / `openssl pkey
-// -pubout` (and `-algorithm EC -pkeyopt ec_paramgen_curve:P-256`, `-algorithm ED448`). They
-// protect nothing. fuzz/fuzz_authorization.cpp trusts kPubA and kPubB, and its seed corpus is
-// signed with kKeyA and kKeyB (see the hidden test case at the end).
-const char* const kKeyA = "-----BEGIN PRIVATE KEY-----\n"
-                          "MC4CAQAwBQYDK2VwBCIEID/Vs0mSJAaC1YmUWP0ZLFBRRvv2YKCsiNnZg0V9qtye\n"
-                          "-----END PRIVATE KEY-----\n";
-const char* const kPubA = "-----BEGIN PUBLIC KEY-----\n"
-                          "MCowBQYDK2VwAyEArlEbWTN0FYNouJhdTqDdzq5V9PwMJr132nx4IvMJauU=\n"
-                          "-----END PUBLIC KEY-----\n";
-const char* const kKeyB = "-----BEGIN PRIVATE KEY-----\n"
-                          "MC4CAQAwBQYDK2VwBCIEIAyKUm+jTvbLjbMv7Rg6RDaKezuoebrSARDGnmIj35ec\n"
-                          "-----END PRIVATE KEY-----\n";
-const char* const kPubB = "-----BEGIN PUBLIC KEY-----\n"
-                          "MCowBQYDK2VwAyEASSrzzKeJYESbGJEBq0NtYLWA66olTsmR3TUPEp8Es2c=\n"
-                          "-----END PUBLIC KEY-----\n";
 const char* const kKeyEcdsa = "-----BEGIN PRIVATE KEY-----\n"
                               "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgtbsm7dFbMNgd0iYS\n"
                               "R1nmJ40GPRNJ5yoLgcpl4i2Q7u2hRANCAATREbYQL/K/on/1FR4Ek2ClytC9mxpr\n"
