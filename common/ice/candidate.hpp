@@ -34,11 +34,49 @@ uint32_t candidate_priority(CandidateType t, uint16_t local_preference, uint8_t 
 // controlling agent's candidate priority and D the controlled agent's.
 uint64_t pair_priority(uint32_t controlling, uint32_t controlled);
 
+// Where a connectivity check may never go, whatever the signaling says (docs/security.md). The
+// peer's candidates are untrusted: without this filter a session's other end could point our
+// socket at services on our own machine or network. The address filter, with its one-word reason:
+//   unspecified  0.0.0.0/8, ::
+//   loopback     127.0.0.0/8, ::1 (also when our own socket is on loopback: never probed)
+//   link-local   169.254.0.0/16, fe80::/10
+//   multicast    224.0.0.0/4, ff00::/8
+//   broadcast    255.255.255.255
+//   metadata     cloud instance metadata: 169.254.169.254 (AWS, GCP, Azure, OpenStack...),
+//                100.100.100.200 (Alibaba), 168.63.129.16 (Azure WireServer), fd00:ec2::254
+//                (AWS), fd20:ce::254 (GCP)
+//   port-zero    port 0
+//   invalid      no address, or not IPv4/IPv6
+// IPv6 forms that carry an IPv4 address are judged by it: IPv4-mapped (::ffff:0:0/96),
+// IPv4-compatible (::/96) and the NAT64 well-known prefix (64:ff9b::/96), so ::ffff:127.0.0.1 is
+// loopback and 64:ff9b::a9fe:a9fe is metadata.
+enum class ProbeRefusal : uint8_t {
+  None,
+  Invalid,
+  Unspecified,
+  Loopback,
+  LinkLocal,
+  Multicast,
+  Broadcast,
+  Metadata,
+  PortZero,
+};
+constexpr size_t kProbeRefusalKinds = 9;
+// The verdict on the IP alone (any port).
+ProbeRefusal ip_refusal(const Address& a);
+// The verdict on the IP and the port: what decides whether a check may ever be sent to `a`.
+ProbeRefusal probe_refusal(const Address& a);
+inline bool may_probe(const Address& a) {
+  return probe_refusal(a) == ProbeRefusal::None;
+}
+// "loopback", "link-local", ... ("ok" for None).
+const char* to_string(ProbeRefusal r);
+
 // Host candidates from the machine's interface addresses (RFC 8445 §5.1.1.1). Drops what no peer
-// can reach or what must not be offered: loopback (127/8, ::1), link-local (169.254/16,
-// fe80::/10), unspecified, multicast, IPv4-compatible/-mapped and site-local IPv6, and 100::/64
-// (our relay's virtual address). Sets `port` on each, drops duplicates, and gives IPv6 a higher
-// local preference than IPv4 (RFC 8421 §4), so the result, sorted by priority, lists IPv6 first.
+// can reach or what must not be offered: everything ip_refusal() refuses, IPv4-compatible and
+// -mapped and site-local IPv6, and 100::/64 (our relay's virtual address). Sets `port` on each
+// (a port 0 gives nothing), drops duplicates, and gives IPv6 a higher local preference than IPv4
+// (RFC 8421 §4), so the result, sorted by priority, lists IPv6 first.
 std::vector<Candidate> host_candidates(std::span<const Address> interface_addresses, uint16_t port);
 // The address the intermediate observed for our socket, as a server-reflexive candidate with
 // the same per-family local preference as host candidates.

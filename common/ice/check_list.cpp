@@ -23,22 +23,6 @@ bool valid_type(CandidateType t) {
          t == CandidateType::PeerReflexive || t == CandidateType::Relay;
 }
 
-// Whether a check may be sent to `a` at all: signaling must not point our socket at a port 0,
-// an unspecified, multicast or broadcast address.
-bool checkable(const Address& a) {
-  if (a.empty() || a.port() == 0) return false;
-  const std::string ip = a.ip_bytes();
-  if (ip.size() == 4) {
-    const auto b0 = static_cast<uint8_t>(ip[0]);
-    return b0 != 0 && (b0 < 224 || b0 > 239) && ip != std::string(4, '\xff');
-  }
-  if (ip.size() == 16) {
-    if (static_cast<uint8_t>(ip[0]) == 0xff) return false;
-    return ip != std::string(16, '\0');
-  }
-  return false;
-}
-
 bool same_tid(const std::array<uint8_t, 12>& a, std::span<const uint8_t, 12> b) {
   return std::equal(a.begin(), a.end(), b.begin());
 }
@@ -133,7 +117,7 @@ void CheckList::add_remote_candidates(std::span<const Candidate> remotes) {
   if (ended()) return;
   for (const auto& c : remotes) {
     if (signaled_ >= kMaxRemoteCandidates) break;
-    if (!valid_type(c.type) || !checkable(c.address) || known_remote(c.address)) continue;
+    if (!valid_type(c.type) || !may_probe(c.address) || known_remote(c.address)) continue;
     remotes_.push_back(c);
     ++signaled_;
     if (c.type != CandidateType::Relay) add_pair(c);
@@ -338,7 +322,7 @@ void CheckList::trigger(CandidatePair& pair, Track& track) {
 void CheckList::on_request(const Address& from, uint32_t priority, bool use_candidate,
                            Timestamp now) {
   (void)now;
-  if (ended() || !checkable(from)) return;
+  if (ended() || !may_probe(from)) return;
   CandidatePair* pair = pair_for(from);
   if (!pair) {
     // §7.3.1.3: a source we were not told about is a peer-reflexive candidate. A known address

@@ -69,8 +69,10 @@ public:
 
   // Our candidates. Call before start(); a later call re-pairs with the new set.
   void set_local_candidates(std::vector<Candidate> locals);
-  // The peer's candidates (signaling). Dedups by address, ignores unknown types and addresses no
-  // check can go to, keeps at most kMaxRemoteCandidates. Can be called again (trickle).
+  // The peer's candidates (signaling). Dedups by address, ignores unknown types and addresses
+  // the filter refuses (may_probe: loopback, link-local, metadata...), keeps at most
+  // kMaxRemoteCandidates. Can be called again (trickle). The path manager filters (and counts)
+  // before it gets here; the check list refuses them again, so no caller can make it probe one.
   void add_remote_candidates(std::span<const Candidate> remotes);
   // The coordinated start (simultaneous open): pairs become Waiting and checks begin.
   void start(Timestamp now);
@@ -94,9 +96,9 @@ public:
   // are fixed by who is the agent). Same return value as on_success_response().
   bool on_error_response(std::span<const uint8_t, 12> transaction_id, Timestamp now);
   // An authenticated request arrived from `from` (§7.3): learns a peer-reflexive remote
-  // candidate with `priority` if `from` is new (§7.3.1.3), schedules a triggered check
-  // (§7.3.1.4), and on the controlled side records the nomination when use_candidate is set
-  // (§7.3.1.5).
+  // candidate with `priority` if `from` is new and may_probe() allows it (§7.3.1.3), schedules a
+  // triggered check (§7.3.1.4), and on the controlled side records the nomination when
+  // use_candidate is set (§7.3.1.5).
   void on_request(const Address& from, uint32_t priority, bool use_candidate, Timestamp now);
 
   // Controlling: the nominated pair once its USE-CANDIDATE check succeeded. Controlled: the pair

@@ -36,7 +36,23 @@ std::string describe(const Candidate& c) {
   return std::string(to_string(c.type)) + " " + c.address.to_string();
 }
 
+constexpr Timestamp kMinute = 60'000 * kMs;
+// The refused addresses one note shows; the rest are only counted.
+constexpr size_t kRefusalsShown = 3;
+// Candidates messages of one generation kept while its round waits for the rate limit.
+constexpr size_t kMaxPendingMessages = 4;
+
 } // namespace
+
+uint16_t candidate_padding(const wire::Candidates& m, int max_transmissions) {
+  const size_t frame = wire::encoded_size(m) - m.padding;
+  const size_t transmissions = max_transmissions > 0 ? static_cast<size_t>(max_transmissions) : 0;
+  const size_t checks = m.candidates.size() * transmissions * kLargestCheck;
+  const size_t want = (checks + kAmplificationFactor - 1) / kAmplificationFactor;
+  if (want <= frame || frame >= wire::kMaxControlFrame) return 0;
+  const size_t pad = std::min(want - frame, wire::kMaxControlFrame - frame);
+  return static_cast<uint16_t>(std::min<size_t>(pad, UINT16_MAX));
+}
 
 const char* to_string(ActivePath p) {
   return p == ActivePath::Direct ? "direct" : "relay";
@@ -63,6 +79,8 @@ uint32_t PathManager::random_u32() {
 }
 
 void PathManager::set_local_candidates(std::vector<Candidate> candidates, Timestamp now) {
+  // We never offer what the peer must refuse (a daemon on loopback has no candidate at all).
+  std::erase_if(candidates, [](const Candidate& c) { return !may_probe(c.address); });
   if (candidates == locals_) return;
   const bool first = locals_.empty() && generation_ == 0;
   locals_ = std::move(candidates);
@@ -72,15 +90,64 @@ void PathManager::set_local_candidates(std::vector<Candidate> candidates, Timest
   start_round(now, "local candidates changed");
 }
 
+Timestamp PathManager::next_round_at() const {
+  if (round_starts_.empty()) return 0; // the very first round: at once
+  Timestamp t = round_starts_.back() + to_ns(kMinRoundInterval);
+  if (round_starts_.size() >= kMaxRoundsPerMinute) t = std::max(t, round_starts_.front() + kMinute);
+  return t;
+}
+
 void PathManager::start_round(Timestamp now, const std::string& why) {
-  if (locals_.empty()) return;
-  generation_++;
-  counters_.rounds++;
+  if (locals_.empty() || generation_ == UINT32_MAX) return;
   retry_at_ = kNone;
-  new_check_list();
+  // A round of the peer's is waiting for the limit: joining it sends our candidates anyway.
+  if (!pending_join_.empty()) return;
+  if (now < next_round_at()) {
+    if (!pending_own_) counters_.rounds_deferred++;
+    pending_own_ = why;
+    return;
+  }
+  pending_own_.reset();
+  begin_round(now, generation_ + 1);
   send_own_candidates();
   if (generation_ > 1) events_.note("checks round " + std::to_string(generation_) + ": " + why);
-  (void)now;
+}
+
+void PathManager::begin_round(Timestamp now, uint32_t generation) {
+  generation_ = generation;
+  counters_.rounds++;
+  retry_at_ = kNone;
+  round_starts_.push_back(now);
+  while (round_starts_.size() > kMaxRoundsPerMinute)
+    round_starts_.pop_front();
+  checks_this_round_ = 0;
+  new_check_list();
+}
+
+void PathManager::join_round(std::vector<wire::Candidates> msgs, Timestamp now) {
+  // The peer opened a round: join it with our own candidates (a new check list). Our own
+  // waiting round, if any, is this one now.
+  pending_own_.reset();
+  pending_join_.clear();
+  begin_round(now, msgs.front().generation);
+  if (!locals_.empty()) send_own_candidates();
+  for (const auto& m : msgs)
+    add_remote(m);
+}
+
+void PathManager::run_pending_round(Timestamp now) {
+  if (now < next_round_at()) return;
+  if (!pending_join_.empty()) {
+    auto msgs = std::move(pending_join_);
+    pending_join_.clear();
+    if (msgs.front().generation > generation_) join_round(std::move(msgs), now);
+    return;
+  }
+  if (pending_own_) {
+    const std::string why = *pending_own_;
+    pending_own_.reset();
+    start_round(now, why);
+  }
 }
 
 void PathManager::new_check_list() {
@@ -96,34 +163,97 @@ void PathManager::send_own_candidates() {
     if (m.candidates.size() == wire::kMaxCandidates) break;
     m.candidates.push_back({static_cast<uint8_t>(c.type), c.priority, c.address});
   }
+  // Buys the checks the peer will send to our candidates (see kAmplificationFactor).
+  m.padding = candidate_padding(m, config_.checks.max_transmissions);
   events_.send_candidates(m);
 }
 
 void PathManager::on_candidates(const wire::Candidates& m, Timestamp now) {
+  // Whatever becomes of it, the peer sent these bytes: they fund our checks (RFC 9000 §8.1).
+  counters_.signaling_bytes += wire::encoded_size(m);
   if (m.generation < generation_) return; // a stale round
-  if (m.generation > generation_) {
-    // The peer opened a round: join it with our own candidates (a new check list).
-    generation_ = m.generation;
-    counters_.rounds++;
-    retry_at_ = kNone;
-    new_check_list();
-    if (!locals_.empty()) send_own_candidates();
+  if (m.generation == generation_) {
+    if (generation_ == 0) return; // no round yet: the peer's generations start at 1
+    return add_remote(m);         // more candidates for the current round
   }
+  // A newer round of the peer's. If one is waiting already, keep the newest only.
+  if (!pending_join_.empty()) {
+    const uint32_t waiting = pending_join_.front().generation;
+    if (m.generation < waiting) return;
+    if (m.generation > waiting) pending_join_.clear();
+    if (pending_join_.size() < kMaxPendingMessages) pending_join_.push_back(m);
+    return run_pending_round(now);
+  }
+  if (now < next_round_at()) {
+    counters_.rounds_deferred++;
+    pending_join_.push_back(m);
+    return;
+  }
+  join_round({m}, now);
+}
+
+void PathManager::refuse(ProbeRefusal why) {
+  counters_.candidates_refused++;
+  counters_.refused_by_reason[static_cast<size_t>(why)]++;
+}
+
+void PathManager::add_remote(const wire::Candidates& m) {
   if (!checks_) new_check_list();
   remote_ufrag_ = m.ufrag;
   remote_password_ = m.password;
   std::vector<Candidate> remotes;
-  for (const auto& e : m.candidates)
-    remotes.push_back({static_cast<CandidateType>(e.type), e.address, e.priority});
+  size_t refused = 0;
+  std::string shown;
+  for (const auto& e : m.candidates) {
+    const Candidate c{static_cast<CandidateType>(e.type), e.address, e.priority};
+    if (const auto why = probe_refusal(c.address); why != ProbeRefusal::None) {
+      refuse(why);
+      if (refused < kRefusalsShown)
+        shown += std::string(refused ? ", " : "") + to_string(why) + " " + c.address.to_string();
+      refused++;
+      continue;
+    }
+    remotes.push_back(c);
+  }
+  if (refused > 0 && refusals_noted_ != generation_) {
+    // One line per round: a peer cannot flood the log with its candidates.
+    refusals_noted_ = generation_;
+    if (refused > kRefusalsShown)
+      shown += ", and " + std::to_string(refused - kRefusalsShown) + " more";
+    events_.note("round " + std::to_string(generation_) + ": refused " + std::to_string(refused) +
+                 " of the peer's " + std::to_string(m.candidates.size()) +
+                 " candidates, which no check may go to (" + shown + ")");
+  }
   checks_->add_remote_candidates(remotes);
-  remotes_.insert(remotes_.end(), remotes.begin(), remotes.end());
-  (void)now;
+  for (const auto& c : remotes) {
+    if (remotes_.size() >= kMaxRemoteCandidates) break;
+    if (std::none_of(remotes_.begin(), remotes_.end(),
+                     [&](const Candidate& r) { return r.address == c.address; }))
+      remotes_.push_back(c);
+  }
 }
 
 void PathManager::on_start_checks(uint32_t generation, Timestamp now) {
   if (generation != generation_ || !checks_ || checks_->started()) return;
   checks_->start(now);
   drive_checks(now);
+}
+
+bool PathManager::is_validated(const Address& a) const {
+  return std::find(validated_.begin(), validated_.end(), a) != validated_.end();
+}
+
+void PathManager::validate(const Address& a) {
+  if (!may_probe(a)) return;
+  if (auto it = std::find(validated_.begin(), validated_.end(), a); it != validated_.end())
+    validated_.erase(it); // refreshed: it becomes the newest
+  validated_.push_back(a);
+  if (validated_.size() > kMaxValidated) validated_.pop_front();
+}
+
+uint64_t PathManager::budget_left() const {
+  const uint64_t budget = kAmplificationFactor * counters_.signaling_bytes;
+  return budget > counters_.unvalidated_bytes ? budget - counters_.unvalidated_bytes : 0;
 }
 
 void PathManager::remember(const TransactionId& tid) {
@@ -137,9 +267,10 @@ bool PathManager::is_outstanding(std::span<const uint8_t, 12> tid) const {
   });
 }
 
-void PathManager::send_request(const Address& to, const TransactionId& tid, uint32_t priority,
-                               bool use_candidate) {
-  if (remote_ufrag_.empty()) return;
+bool PathManager::send_request(const Address& to, const TransactionId& tid, uint32_t priority,
+                               bool use_candidate, bool consent) {
+  if (remote_ufrag_.empty()) return false;
+  if (!may_probe(to)) return false; // the check list never offers one; this is the last word
   wire::StunMessage req;
   req.cls = wire::StunClass::Request;
   req.transaction_id = tid;
@@ -155,8 +286,17 @@ void PathManager::send_request(const Address& to, const TransactionId& tid, uint
   const auto key =
       std::span(reinterpret_cast<const uint8_t*>(remote_password_.data()), remote_password_.size());
   const auto bytes = wire::encode_stun(req, key);
+  // Consent goes to the selected pair, validated by the check that selected it: it never spends.
+  if (!(consent && direct_remote_ == to) && !is_validated(to)) {
+    if (bytes.size() > budget_left()) {
+      counters_.checks_over_budget++;
+      return false;
+    }
+    counters_.unvalidated_bytes += bytes.size();
+  }
   remember(tid);
   events_.send_stun(to, bytes);
+  return true;
 }
 
 PathManager::StunResult PathManager::on_stun(const Address& from, std::span<const uint8_t> datagram,
@@ -171,6 +311,12 @@ PathManager::StunResult PathManager::on_stun(const Address& from, std::span<cons
       counters_.stun_unauthenticated++;
       return StunResult::Unauthenticated;
     }
+    // The same filter as for signalled candidates: no answer, no peer-reflexive candidate.
+    if (const auto why = probe_refusal(from); why != ProbeRefusal::None) {
+      refuse(why);
+      return StunResult::Handled;
+    }
+    validate(from); // it knows our password and receives at this address
     wire::StunMessage resp;
     resp.cls = wire::StunClass::SuccessResponse;
     resp.transaction_id = m.transaction_id;
@@ -190,6 +336,7 @@ PathManager::StunResult PathManager::on_stun(const Address& from, std::span<cons
     counters_.stun_unauthenticated++;
     return StunResult::Unauthenticated;
   }
+  validate(from); // it answered a transaction ID only the receiver of our request could know
   if (consent_ && m.cls == wire::StunClass::SuccessResponse && consent_->on_response(tid, now))
     return StunResult::Handled;
   if (checks_) {
@@ -219,6 +366,7 @@ void PathManager::on_path_validated(bool direct, bool success, Timestamp now) {
   }
   active_ = ActivePath::Direct;
   direct_remote_ = remote;
+  retry_at_ = kNone; // a round that failed meanwhile needs no retry: we are direct
   consent_ = std::make_unique<Consent>(config_.consent, now);
   counters_.upgrades++;
   retry_.reset();
@@ -228,8 +376,15 @@ void PathManager::on_path_validated(bool direct, bool success, Timestamp now) {
 void PathManager::drive_checks(Timestamp now) {
   if (!checks_ || !checks_->started()) return;
   while (auto c = checks_->poll(now)) {
-    counters_.checks_sent++;
-    send_request(c->to, c->transaction_id, c->priority, c->use_candidate);
+    // A check not sent counts for the check list as one lost on the way.
+    if (checks_this_round_ >= kMaxChecksPerRound) {
+      counters_.checks_over_round_cap++;
+      continue;
+    }
+    if (send_request(c->to, c->transaction_id, c->priority, c->use_candidate, false)) {
+      counters_.checks_sent++;
+      checks_this_round_++;
+    }
   }
   if (round_concluded_) return;
   if (const auto* sel = checks_->selected()) {
@@ -268,6 +423,8 @@ void PathManager::drive_consent(Timestamp now) {
   if (active_ != ActivePath::Direct || !consent_ || !direct_remote_) return;
   if (consent_->expired(now)) {
     const Address dead = *direct_remote_;
+    // RFC 7675: it no longer wants our packets. Checks toward it spend again.
+    std::erase(validated_, dead);
     consent_.reset();
     direct_remote_.reset();
     active_ = ActivePath::Relay;
@@ -284,7 +441,7 @@ void PathManager::drive_consent(Timestamp now) {
     if (checks_)
       for (const auto& p : checks_->pairs())
         if (p.remote.address == *direct_remote_) priority = p.local.priority;
-    send_request(*direct_remote_, *tid, priority, false);
+    send_request(*direct_remote_, *tid, priority, false, true);
   }
 }
 
@@ -295,10 +452,14 @@ void PathManager::handle_timeout(Timestamp now) {
     retry_at_ = kNone;
     start_round(now, "retrying the upgrade");
   }
+  if (pending_own_ || !pending_join_.empty()) run_pending_round(now);
 }
 
 Timestamp PathManager::next_timeout() const {
-  Timestamp t = retry_at_;
+  // A retry waits for the QUIC path validation under way (on_path_validated ends it): until
+  // then it is not due, else the owner's timer would fire again and again.
+  Timestamp t = migrating_to_ ? kNone : retry_at_;
+  if (pending_own_ || !pending_join_.empty()) t = std::min(t, next_round_at());
   if (checks_ && checks_->started()) t = std::min(t, checks_->next_timeout());
   if (consent_ && active_ == ActivePath::Direct) {
     t = std::min(t, consent_->next_timeout());
@@ -310,7 +471,7 @@ const char* PathManager::phase() const {
   if (migrating_to_) return "migrating";
   if (checks_ && checks_->started() && !round_concluded_) return "checking";
   if (checks_ && !checks_->started() && generation_ > 0) return "signaling";
-  if (retry_at_ != kNone) return "waiting to retry";
+  if (retry_at_ != kNone || pending_own_ || !pending_join_.empty()) return "waiting to retry";
   return active_ == ActivePath::Direct ? "direct" : "relay";
 }
 

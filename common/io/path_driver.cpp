@@ -71,8 +71,8 @@ void PathDriver::send_stun(const Address& to, std::span<const uint8_t> datagram)
 }
 
 void PathDriver::send_candidates(const wire::Candidates& m) {
-  spdlog::debug("session {:016x}: sending {} candidates for round {}", session_id_,
-                m.candidates.size(), m.generation);
+  spdlog::debug("session {:016x}: sending {} candidates for round {} ({} bytes, {} of padding)",
+                session_id_, m.candidates.size(), m.generation, wire::encoded_size(m), m.padding);
   if (hooks_.signal) hooks_.signal(m);
 }
 
@@ -119,7 +119,9 @@ std::vector<ice::Candidate> gather_candidates(const UdpSocket& socket, const Add
     usable.push_back(bound);
   }
   auto out = ice::host_candidates(usable, bound.port());
-  if (!reflexive.empty() &&
+  // A reflexive address the peer would refuse (loopback, when the intermediate is on loopback
+  // too) is not offered either.
+  if (!reflexive.empty() && ice::may_probe(reflexive) &&
       std::none_of(out.begin(), out.end(), [&](const auto& c) { return c.address == reflexive; }))
     out.push_back(ice::server_reflexive(reflexive));
   return out;
@@ -195,6 +197,18 @@ nlohmann::json path_status(const ice::PathManager& m) {
   j["checks_answered"] = c.checks_answered;
   j["consent_requests"] = c.consent_requests;
   j["stun_unauthenticated"] = c.stun_unauthenticated;
+  // Where probes may not go, and how many bytes they may cost (docs/security.md).
+  j["candidates_refused"] = c.candidates_refused;
+  auto& refused = j["refused"] = nlohmann::json::object();
+  for (size_t i = 0; i < c.refused_by_reason.size(); ++i)
+    if (c.refused_by_reason[i] > 0)
+      refused[ice::to_string(static_cast<ice::ProbeRefusal>(i))] = c.refused_by_reason[i];
+  j["checks_over_budget"] = c.checks_over_budget;
+  j["checks_over_round_cap"] = c.checks_over_round_cap;
+  j["rounds_deferred"] = c.rounds_deferred;
+  j["check_budget"] = {{"signaling_bytes", c.signaling_bytes},
+                       {"unvalidated_bytes", c.unvalidated_bytes},
+                       {"left", m.budget_left()}};
   // Every candidate with its state: a remote candidate has the state of its pair; ours are
   // "gathered" (one socket serves them all, RFC 8445 §6.1.2.4).
   auto& local = j["candidates"]["local"] = nlohmann::json::array();

@@ -64,7 +64,8 @@ private:
 
 // Our candidates on `socket` (RFC 8445 §5.1.1): a host candidate per usable interface address
 // of the socket's family (both for a dual-stack [::] socket, just the bound one otherwise), and
-// the server-reflexive address the intermediate observed (none if `reflexive` is empty).
+// the server-reflexive address the intermediate observed (none if `reflexive` is empty). Never
+// an address the peer's filter refuses (ice::may_probe): a socket on loopback has no candidate.
 std::vector<ice::Candidate> gather_candidates(const UdpSocket& socket, const Address& reflexive);
 
 // Hands a STUN datagram to the session it belongs to: a request by the ufrag in its USERNAME
@@ -79,7 +80,9 @@ void dispatch_stun(const Address& from, std::span<const uint8_t> datagram,
                    const std::vector<PathDriver*>& drivers, StunCounters& counters);
 
 // The path section of a session's status: phase, candidates and pairs with their states, the
-// selected pair, direct RTT, time to direct, upgrades and fallbacks.
+// selected pair, direct RTT, time to direct, upgrades and fallbacks; the peer's candidates that
+// the address filter refused (in all and by reason), checks held back by the budget or the
+// round cap, rounds deferred by the rate limit, and the check budget.
 nlohmann::json path_status(const ice::PathManager& m);
 
 } // namespace ztna::io

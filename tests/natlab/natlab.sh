@@ -2,7 +2,8 @@
 # The NAT lab: NAT topologies built from network namespaces, veth pairs and nftables, on one
 # machine, for the integration tests, scripts/bench-p2p and scripts/demo. Source it (after
 # tests/integration/lib.sh if you use that), then call natlab_init. Needs root. IPv4 only: IPv6 is
-# disabled in every lab namespace (no link-local addresses, no DAD, no router solicitations).
+# disabled in every lab namespace (no link-local addresses, no DAD, no router solicitations),
+# except in a natlab_lone_host given an IPv6 address.
 #
 # Layout
 #   internet   namespace "<prefix>internet" with bridge br0: the segment 203.0.113.0/24
@@ -36,6 +37,12 @@
 #                                 stream) and the lifetime of idle mappings (default: kernel's
 #                                 30 s / 120 s, mappings 120 s)
 #   natlab_host NAME ROUTER       a LAN host behind ROUTER (any number per router)
+#   natlab_lone_host NAME ADDR/LEN...  a namespace linked to nothing else: lo up, and a veth pair
+#                                 lone0/lone1 whose lone0 holds the addresses (IPv4 and/or
+#                                 IPv6; IPv6 is enabled in this namespace when one is given,
+#                                 added without DAD). Daemons started in it all reach each other
+#                                 over those addresses, which are not loopback (and so may be
+#                                 probed); natlab_addr gives the first
 #   natlab_ns NAME                prints the namespace name (for ip netns exec / ztna_spawn)
 #   natlab_exec NAME CMD...       runs CMD in NAME's namespace (ip netns exec)
 #   natlab_addr NAME              a host's LAN address, a public host's address, a router's
@@ -723,6 +730,37 @@ EOF
   NATLAB_IP[$name]=$ip
   NATLAB_UP[$name]=$r
   natlab__vlog "host $name $ip behind $r"
+}
+
+natlab_lone_host() {
+  natlab__need_init
+  local name=$1 a v6=0
+  shift
+  natlab__check_name "$name"
+  (($#)) || natlab__fail "natlab_lone_host $name: no address"
+  for a in "$@"; do
+    [[ $a == */* ]] || natlab__fail "natlab_lone_host $name: '$a' has no prefix length"
+    [[ $a != *:* ]] || v6=1
+  done
+  natlab__new_ns "$name" lone
+  local ns=$NATLAB_PREFIX$name
+  if ((v6)); then
+    natlab__run "IPv6 on in $ns" natlab__nsx "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=0 \
+      net.ipv6.conf.default.disable_ipv6=0
+  fi
+  local batch="link set lo up"$'\n'"link add lone0 type veth peer name lone1"$'\n'
+  for a in "$@"; do
+    if [[ $a == *:* ]]; then
+      batch+="addr add $a dev lone0 nodad"$'\n'
+    else
+      batch+="addr add $a dev lone0"$'\n'
+    fi
+  done
+  batch+="link set lone0 up"$'\n'"link set lone1 up"
+  natlab__ip "$ns" "lone host $name" <<<"$batch"
+  NATLAB_IP[$name]=${1%/*}
+  NATLAB_UP[$name]=none
+  natlab__vlog "lone host $name $*"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,19 @@
 //         silent (no Hello at all),
 //         foreign-candidates (Hello as an agent, then Candidates for --session HEX, a session
 //         of somebody else's; then a bad-version frame so that the intermediate closes)
+//
+//   ztna-control-probe ... --send hostile-candidates --service web --candidate A:P
+//                      [--candidate A:P ...] [--padding N|auto] [--listen A:P] [--duration S]
+//   The hostile end of a real session: registers as an agent (io::ControlClient, like
+//   ztna-agent), asks for a session to --service, and once SessionReady arrives sends one
+//   Candidates message for round 1 of that session with exactly the --candidate addresses
+//   (host candidates, valid credentials; padding "auto" is what ztna-agent would send for that
+//   many candidates). It never starts the end-to-end handshake and never answers a check. It
+//   prints one line per control message it gets, stays connected until SIGTERM/SIGINT or
+//   --duration seconds, and exits 0 if it got SessionReady and sent the candidates.
 #include "control/control_stream.hpp"
+#include "ice/path_manager.hpp"
+#include "io/control_client.hpp"
 #include "io/endpoint.hpp"
 #include "io/quic_peer.hpp"
 #include "wire/control_message.hpp"
@@ -22,6 +34,105 @@
 using namespace ztna;
 
 namespace {
+
+struct HostileOptions {
+  std::string service = "web";
+  std::vector<std::string> candidates;
+  std::string padding = "auto";
+  std::string listen = "0.0.0.0:0";
+  int duration_s = 0; // 0: until a signal
+};
+
+// See the file comment: the "hostile-candidates" mode.
+int run_hostile(const std::string& intermediate, const std::string& name, const quic::TlsFiles& tls,
+                const HostileOptions& o) {
+  auto target = Address::parse(intermediate);
+  auto bind = Address::parse(o.listen);
+  if (!target || !bind) throw std::runtime_error("bad --intermediate or --listen");
+  std::vector<wire::CandidateEntry> entries;
+  for (const auto& text : o.candidates) {
+    auto a = Address::parse(text);
+    if (!a) throw std::runtime_error("bad --candidate " + text);
+    entries.push_back({static_cast<uint8_t>(ice::CandidateType::Host),
+                       ice::candidate_priority(ice::CandidateType::Host,
+                                               static_cast<uint16_t>(60000 - entries.size())),
+                       *a});
+  }
+  boost::asio::io_context io;
+  io::Endpoint ep(io, *bind, io::derive_reset_secret(tls.key));
+  ep.on_stun([](const Address& from, std::span<const uint8_t> d) {
+    std::cout << "STUN from " << from.to_string() << " (" << d.size() << " bytes), ignored"
+              << std::endl;
+  });
+  ep.start([](const Address&, std::span<const uint8_t>) {});
+  std::cout << "listening on " << ep.socket().local().to_string() << std::endl;
+  bool sent = false;
+  std::unique_ptr<io::ControlClient> control;
+  auto stop = [&] {
+    if (control) control->stop();
+    ep.stop();
+    io.stop();
+  };
+  control = std::make_unique<io::ControlClient>(
+      io, ep,
+      io::ControlClient::Options{*target,
+                                 name,
+                                 std::make_shared<quic::TlsIdentity>(tls, Role::Agent),
+                                 wire::Role::Agent,
+                                 {},
+                                 nullptr},
+      io::ControlClient::Listener{
+          [&] {
+            std::cout << "registered as an agent; OpenSession for '" << o.service << "'"
+                      << std::endl;
+            control->send(wire::OpenSession{1, o.service});
+          },
+          [&](const wire::ControlMessage& m) {
+            std::cout << "got " << wire::message_name(m);
+            if (auto* c = std::get_if<wire::Candidates>(&m))
+              std::cout << " (round " << c->generation << ", " << c->candidates.size()
+                        << " candidates, " << wire::encoded_size(*c) << " bytes)";
+            if (auto* c = std::get_if<wire::StartChecks>(&m))
+              std::cout << " (round " << c->generation << ")";
+            std::cout << std::endl;
+            auto* ready = std::get_if<wire::SessionReady>(&m);
+            if (!ready || sent) return;
+            wire::Candidates cands{ready->session_id, 1, "prob", "probeprobeprobeprobepr", entries};
+            if (o.padding == "auto")
+              cands.padding = ice::candidate_padding(cands, 6);
+            else
+              cands.padding = static_cast<uint16_t>(std::stoul(o.padding));
+            char id[17];
+            std::snprintf(id, sizeof id, "%016llx",
+                          static_cast<unsigned long long>(ready->session_id));
+            if (!control->send(cands)) {
+              std::cout << "could not send Candidates" << std::endl;
+              return stop();
+            }
+            sent = true;
+            std::cout << "session " << id << ": sent Candidates for round 1 ("
+                      << cands.candidates.size() << " candidates, " << wire::encoded_size(cands)
+                      << " bytes with " << cands.padding << " of padding)" << std::endl;
+          },
+          [&](const std::string& why) {
+            std::cout << "control connection lost: " << why << std::endl;
+          }});
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (!ec) stop();
+  });
+  boost::asio::steady_timer deadline(io);
+  if (o.duration_s > 0) {
+    deadline.expires_after(std::chrono::seconds(o.duration_s));
+    deadline.async_wait([&](boost::system::error_code ec) {
+      if (!ec) stop();
+    });
+  }
+  control->start();
+  io.run();
+  std::cout << (sent ? "done: candidates sent" : "done: no session") << std::endl;
+  return sent ? 0 : 1;
+}
 
 std::vector<uint8_t> payload_for(const std::string& mode, uint64_t session) {
   if (mode == "foreign-candidates") {
@@ -86,9 +197,20 @@ int main(int argc, char** argv) {
   std::string session_hex = "0", role_name = "agent";
   app.add_option("--role", role_name, "the role of the certificate given (agent|connector)");
   app.add_option("--session", session_hex, "session id (hex) for foreign-candidates");
+  HostileOptions hostile;
+  app.add_option("--service", hostile.service, "hostile-candidates: the service to ask for");
+  app.add_option("--candidate", hostile.candidates, "hostile-candidates: an address to signal");
+  app.add_option("--padding", hostile.padding, "hostile-candidates: padding bytes, or auto");
+  app.add_option("--listen", hostile.listen, "hostile-candidates: our UDP address");
+  app.add_option("--duration", hostile.duration_s,
+                 "hostile-candidates: seconds, 0 = until SIGTERM");
   CLI11_PARSE(app, argc, argv);
 
   try {
+    if (mode == "hostile-candidates") {
+      quic::TlsFiles files = tls;
+      return run_hostile(intermediate, name, files, hostile);
+    }
     auto role = role_from_string(role_name).value_or(Role::Agent);
     auto target = Address::parse(intermediate);
     if (!target) throw std::runtime_error("bad --intermediate");
@@ -107,11 +229,13 @@ int main(int argc, char** argv) {
     cfg.reset_secret = ep.reset_secret();
     cfg.idle_timeout = std::chrono::seconds(10);
     std::string error;
-    auto conn = quic::Connection::client(cfg, {ep.socket().local(), *target}, probe, io::now(), error);
+    auto conn =
+        quic::Connection::client(cfg, {ep.socket().local(), *target}, probe, io::now(), error);
     if (!conn) throw std::runtime_error(error);
     std::string why;
     probe.peer = std::make_unique<io::QuicPeer>(
-        io, &ep.router(), [&](const quic::Path& p, std::span<const uint8_t> pkt) { ep.transmit(p, pkt); });
+        io, &ep.router(),
+        [&](const quic::Path& p, std::span<const uint8_t> pkt) { ep.transmit(p, pkt); });
     probe.peer->on_finished([&](const std::string& w) {
       why = w;
       io.stop();

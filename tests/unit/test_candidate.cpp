@@ -140,3 +140,86 @@ TEST_CASE("Candidate types have their SDP names", "[ice]") {
   CHECK(std::string(to_string(CandidateType::Relay)) == "relay");
   CHECK(std::string(to_string(static_cast<CandidateType>(9))) == "unknown");
 }
+
+TEST_CASE("Probe filter refuses what no check may ever go to, with a one-word reason",
+          "[ice][filter]") {
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"127.0.0.1:5000", "loopback"},
+      {"127.255.0.9:5000", "loopback"},
+      {"169.254.169.254:80", "metadata"},
+      {"169.254.1.1:5000", "link-local"},
+      {"100.100.100.200:80", "metadata"},
+      {"168.63.129.16:80", "metadata"},
+      {"224.0.0.251:5353", "multicast"},
+      {"239.255.255.250:1900", "multicast"},
+      {"0.0.0.0:5000", "unspecified"},
+      {"0.1.2.3:5000", "unspecified"},
+      {"255.255.255.255:5000", "broadcast"},
+      {"[::1]:5000", "loopback"},
+      {"[::]:5000", "unspecified"},
+      {"[fe80::1]:5000", "link-local"},
+      {"[febf::1]:5000", "link-local"},
+      {"[ff02::1]:5000", "multicast"},
+      {"[ff0e::1]:5000", "multicast"},
+      {"[fd00:ec2::254]:80", "metadata"},
+      {"[fd20:ce::254]:80", "metadata"},
+      // IPv4 inside IPv6 is judged by the IPv4 address.
+      {"[::ffff:127.0.0.1]:5000", "loopback"},
+      {"[::ffff:169.254.169.254]:80", "metadata"},
+      {"[::ffff:169.254.7.7]:80", "link-local"},
+      {"[::ffff:224.0.0.251]:5353", "multicast"},
+      {"[::ffff:0.0.0.0]:5000", "unspecified"},
+      {"[::ffff:255.255.255.255]:5000", "broadcast"},
+      {"[::ffff:100.100.100.200]:80", "metadata"},
+      {"[::127.0.0.1]:5000", "loopback"},      // IPv4-compatible
+      {"[64:ff9b::7f00:1]:5000", "loopback"},  // NAT64 of 127.0.0.1
+      {"[64:ff9b::a9fe:a9fe]:80", "metadata"}, // NAT64 of 169.254.169.254
+      {"198.51.100.7:0", "port-zero"},
+      {"[2001:db8::7]:0", "port-zero"},
+      {"127.0.0.1:0", "loopback"}, // the address speaks first
+  };
+  for (const auto& [text, reason] : refused) {
+    INFO(text);
+    const auto a = addr(text);
+    CHECK_FALSE(may_probe(a));
+    CHECK(std::string(to_string(probe_refusal(a))) == reason);
+  }
+  CHECK(probe_refusal(Address()) == ProbeRefusal::Invalid);
+  CHECK(std::string(to_string(ProbeRefusal::Invalid)) == "invalid");
+}
+
+TEST_CASE("Probe filter lets ordinary unicast addresses through", "[ice][filter]") {
+  for (const std::string text :
+       {"10.0.0.1:5000", "192.168.1.10:1", "172.16.0.1:65535", "100.64.1.10:4000",
+        "100.100.100.201:80", "169.253.255.255:80", "169.255.0.1:80", "223.255.255.255:9",
+        "203.0.113.10:4433", "[2001:db8::1]:5000", "[fd00::1]:5000", "[fd00:ec2::253]:80",
+        "[fec0::1]:5000", "[::ffff:10.0.0.1]:5000", "[64:ff9b::a00:1]:5000", "[100::1]:5000"}) {
+    INFO(text);
+    CHECK(may_probe(addr(text)));
+    CHECK(probe_refusal(addr(text)) == ProbeRefusal::None);
+  }
+}
+
+TEST_CASE("Probe filter: the IP verdict ignores the port, reasons are one word", "[ice][filter]") {
+  CHECK(ip_refusal(addr("10.0.0.1:0")) == ProbeRefusal::None);
+  CHECK(probe_refusal(addr("10.0.0.1:0")) == ProbeRefusal::PortZero);
+  CHECK(ip_refusal(addr("127.0.0.1:0")) == ProbeRefusal::Loopback);
+  for (size_t i = 0; i < kProbeRefusalKinds; ++i) {
+    const std::string word = to_string(static_cast<ProbeRefusal>(i));
+    CHECK_FALSE(word.empty());
+    CHECK(word.find(' ') == std::string::npos);
+  }
+}
+
+TEST_CASE("Host candidates never offer an address the probe filter refuses", "[ice][filter]") {
+  const std::vector<Address> in = {addr("169.254.169.254:0"), addr("100.100.100.200:0"),
+                                   addr("168.63.129.16:0"),   addr("[fd00:ec2::254]:0"),
+                                   addr("[fd20:ce::254]:0"),  addr("[64:ff9b::7f00:1]:0"),
+                                   addr("10.0.0.5:0")};
+  const auto out = host_candidates(in, 4433);
+  for (const auto& c : out)
+    CHECK(may_probe(c.address));
+  CHECK(addresses_of(out) == std::vector<std::string>{"10.0.0.5:4433"});
+  // A socket on port 0 (not bound yet) has nothing to offer.
+  CHECK(host_candidates(std::vector<Address>{addr("10.0.0.5:0")}, 0).empty());
+}

@@ -205,7 +205,7 @@ TEST_CASE("Check list bounds what untrusted signaling can make it check", "[ice]
   CHECK(l.failed());
 }
 
-TEST_CASE("Check list ignores remote candidates no check may go to", "[ice]") {
+TEST_CASE("Check list ignores remote candidates no check may go to", "[ice][filter]") {
   CheckList l(config(true));
   l.set_local_candidates({host("10.0.0.1:5000", 32767), host("[2001:db8:a::1]:5000")});
   l.add_remote_candidates(std::vector<Candidate>{
@@ -215,10 +215,25 @@ TEST_CASE("Check list ignores remote candidates no check may go to", "[ice]") {
       host("255.255.255.255:7000"),                                  // broadcast
       host("[::]:7000"),                                             // unspecified
       host("[ff02::1]:7000"),                                        // multicast
+      host("127.0.0.1:7000"),                                        // loopback
+      host("[::1]:7000"),                                            // loopback
+      host("[::ffff:127.0.0.1]:7000"),                               // loopback, IPv4-mapped
+      host("169.254.9.9:7000"),                                      // link-local
+      host("[fe80::1]:7000"),                                        // link-local
+      host("169.254.169.254:80"),                                    // cloud metadata
+      host("[fd00:ec2::254]:80"),                                    // cloud metadata
       {static_cast<CandidateType>(7), addr("198.51.100.2:7000"), 1}, // unknown type
       {CandidateType::Host, Address(), 1},                           // no address
   });
   CHECK(l.pairs().empty());
+  // Nor does a request from such an address teach a peer-reflexive candidate.
+  auto live = started_list(false, {host("198.51.100.3:7000")});
+  for (const std::string from : {"127.0.0.1:7000", "[::1]:7000", "169.254.169.254:80",
+                                 "224.0.0.251:5353", "[::ffff:127.0.0.1]:7000", "10.9.9.9:0"})
+    live.on_request(addr(from), 1, false, T0);
+  REQUIRE(live.pairs().size() == 1);
+  for (const auto& c : drain(live, T0 + 1000 * kMs))
+    CHECK(c.to == addr("198.51.100.3:7000"));
 }
 
 // --- pacing and retransmission ----------------------------------------------------------------
