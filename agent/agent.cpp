@@ -1,6 +1,7 @@
 #include "agent.hpp"
 
 #include "io/clock.hpp"
+#include "io/json_text.hpp"
 #include "relay/relay_path.hpp"
 #include "wire/datagram_frame.hpp"
 #include "wire/relay_frame.hpp"
@@ -268,7 +269,7 @@ void Agent::request(const std::string& line, io::StatusServer::Reply reply) {
   auto known = std::find_if(listeners_.begin(), listeners_.end(),
                             [&](auto& l) { return l->spec().name == service; });
   if (known == listeners_.end())
-    return reply(nlohmann::json{{"error", "no exposed service named '" + service + "'"}}.dump());
+    return reply(io::json_text({{"error", "no exposed service named '" + service + "'"}}));
   if (pings_.size() >= kMaxPings) return reply(R"({"error":"too many pings in flight"})");
   const uint64_t id = next_ping_id_++;
   Ping p{service,
@@ -289,7 +290,7 @@ void Agent::ping(uint64_t ping_id) {
   auto& p = it->second;
   const auto now = std::chrono::steady_clock::now();
   if (now - p.started > kPingTimeout) {
-    p.reply(nlohmann::json{{"error", "no reply from '" + p.service + "' within 5 s"}}.dump());
+    p.reply(io::json_text({{"error", "no reply from '" + p.service + "' within 5 s"}}));
     pings_.erase(it);
     return;
   }
@@ -316,13 +317,12 @@ void Agent::on_pong(uint64_t session_id, uint64_t ping_id) {
   const auto rtt = std::chrono::steady_clock::now() - it->second.sent;
   const auto& path = s->second->quic().last_receive_path();
   const bool direct = !(path.local == relay_local_address());
-  it->second.reply(
+  it->second.reply(io::json_text(
       nlohmann::json{{"service", it->second.service},
                      {"connector", s->second->connector()},
                      {"path", direct ? "direct" : "relay"},
                      {"remote", path.remote.to_string()},
-                     {"rtt_ms", std::chrono::duration<double, std::milli>(rtt).count()}}
-          .dump());
+                     {"rtt_ms", std::chrono::duration<double, std::milli>(rtt).count()}}));
   pings_.erase(it);
 }
 

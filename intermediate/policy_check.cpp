@@ -1,5 +1,7 @@
 #include "policy_check.hpp"
 
+#include "io/json_text.hpp"
+
 #include "identity/identity.hpp"
 #include "policy/policy.hpp"
 #include "wire/text.hpp"
@@ -82,7 +84,7 @@ int run_policy_check(const PolicyCheckOptions& opts, std::ostream& out, std::ost
   const auto decision = opts.agent ? loaded.policy->may_access(subject, opts.service)
                                    : loaded.policy->may_serve(subject, opts.service);
   if (opts.json)
-    out << to_json(opts, *loaded.policy, decision).dump() << "\n";
+    out << io::json_text(to_json(opts, *loaded.policy, decision)) << "\n";
   else
     out << decision.explain() << "\n";
   return decision.allowed ? kPolicyAllow : kPolicyDeny;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "io/daemon.hpp"
+#include "io/json_text.hpp"
 #include "io/status_server.hpp"
 #include "net/address.hpp"
 #include "quic/tls_identity.hpp"
@@ -66,7 +67,7 @@ int run_daemon(const std::string& name, const std::string& log_level,
     auto daemon = make(io);
     StatusServer status_server(io, status_socket,
                                [&](const std::string& request, StatusServer::Reply reply) {
-                                 if (request == "status") return reply(daemon->status().dump());
+                                 if (request == "status") return reply(json_text(daemon->status()));
                                  if constexpr (requires { daemon->request(request, reply); })
                                    daemon->request(request, std::move(reply));
                                  else

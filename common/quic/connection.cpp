@@ -1,5 +1,7 @@
 #include "quic/connection.hpp"
 
+#include "wire/text.hpp"
+
 #include <arpa/inet.h>
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
@@ -490,11 +492,11 @@ bool Connection::read_packet(const Path& path, std::span<const uint8_t> packet, 
       why += std::string(", TLS alert ") + (name ? name : "unknown");
     }
     if (cc.reasonlen) {
-      // The reason may come from an unauthenticated Initial: keep it to one printable line.
-      std::string reason(reinterpret_cast<char*>(cc.reason), cc.reasonlen);
-      for (auto& ch : reason)
-        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
-      why += ", \"" + reason + "\"";
+      // The reason may come from an unauthenticated Initial: one printable line of valid UTF-8,
+      // at most 255 bytes, before it goes near a log, a status document or JSON.
+      why += ", \"" +
+             wire::sanitize_reason({reinterpret_cast<const char*>(cc.reason), cc.reasonlen}) +
+             "\"";
     }
     return fail(why + ")");
   }
