@@ -139,7 +139,7 @@ constexpr size_t kMaxCandidates = 16;
 // `padding` zero bytes follow the candidates. The receiver sends checks toward addresses it has
 // not validated only within three times the bytes of the Candidates messages it received (the
 // anti-amplification rule of RFC 9000 §8.1, applied to signaling), so a sender pads its message
-// to buy the checks its candidates need (candidate_padding()).
+// to buy the checks its candidates need (ice::candidate_padding()).
 struct Candidates {
   uint64_t session_id;
   uint32_t generation;

@@ -12,7 +12,8 @@
 #   ZTNA_KEEP=1       leave every started process (and the temp dir) in place at exit; set it only
 #                     once everything works (scripts/demo --keep does, together with ZTNA_DETACH)
 #   ZTNA_AGENT_PATHS  "relay" (default): agents run with --relay-only; "auto": they look for
-#                     direct paths (on loopback the reflexive 127.0.0.1 candidates connect)
+#                     direct paths (never between loopback candidates, which no check may
+#                     target: direct-path tests run in a namespace, natlab_lone_host or the lab)
 #   ZTNA_TIME_SCALE   multiply every deadline (default 1, or 4 for a sanitizer build)
 #   ZTNA_POLICY       the intermediate's --policy file (default: $ZTNA_TMP/policy.toml, which
 #                     ztna_make_certs writes: every agent may reach every service, every
