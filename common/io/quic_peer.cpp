@@ -78,14 +78,16 @@ void QuicPeer::check_finished() {
   if (!conn_->finished() || finish_reported_) return;
   finish_reported_ = true;
   timer_.cancel();
-  if (router_) router_->remove(this);
   // Reported from a fresh loop turn: the owner may delete us, and we may be deep in a callback.
   // The callback moves into the handler so that it survives the owner deleting us in it. A
-  // CONNECTION_CLOSE queued from inside a callback (quic::Connection::close) goes out first:
-  // the peer learns why instead of meeting a stateless reset later.
+  // CONNECTION_CLOSE queued from inside a callback (quic::Connection::close) goes out first,
+  // and only then do we leave the router: until then, more packets of this connection (in the
+  // same batch, say) reach us and are ignored, instead of drawing a stateless reset that would
+  // overtake the CONNECTION_CLOSE and hide why the peer was closed.
   boost::asio::post(io_, [this, f = std::move(finished_), why = conn_->error(), alive = alive_] {
     if (!*alive) return;
     conn_->write(now(), transmit_);
+    if (router_) router_->remove(this);
     if (f) f(why);
   });
 }
