@@ -15,7 +15,9 @@ void QuicPeer::attach(std::unique_ptr<quic::Connection> conn, std::string alias)
   conn_ = std::move(conn);
   alias_ = std::move(alias);
   update_routes();
-  flush();
+  // Not flush(): a server connection has no keys before its first packet is read (the caller
+  // feeds it right after), and a client's first flight goes out on the next loop turn.
+  schedule_flush();
 }
 
 void QuicPeer::update_routes() {

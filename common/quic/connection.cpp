@@ -161,6 +161,14 @@ struct ConnectionCallbacks {
     });
   }
 
+  // The server's Initial keys exist from here on. ngtcp2 0.12.1 asserts (aborts) if asked to
+  // write anything, a CONNECTION_CLOSE included, before: write() checks this flag.
+  static int recv_client_initial(ngtcp2_conn* conn, const ngtcp2_cid* dcid, void* user_data) {
+    const int rv = ngtcp2_crypto_recv_client_initial_cb(conn, dcid, user_data);
+    if (rv == 0) self(user_data)->initial_keys_ = true;
+    return rv;
+  }
+
   static int recv_stateless_reset(ngtcp2_conn*, const ngtcp2_pkt_stateless_reset*,
                                   void* user_data) {
     self(user_data)->stateless_reset_ = true;
@@ -203,7 +211,7 @@ const ngtcp2_callbacks& Connection::callbacks() {
   static const ngtcp2_callbacks cb = [] {
     ngtcp2_callbacks c{};
     c.client_initial = ngtcp2_crypto_client_initial_cb;
-    c.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    c.recv_client_initial = ConnectionCallbacks::recv_client_initial;
     c.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
     c.handshake_completed = ConnectionCallbacks::handshake_completed;
     c.handshake_confirmed = ConnectionCallbacks::handshake_confirmed;
@@ -581,6 +589,9 @@ ngtcp2_ssize Connection::write_one(ngtcp2_path* path, uint8_t* buf, size_t len, 
 }
 
 bool Connection::write(Timestamp now, const PacketSink& sink) {
+  // A server connection whose first Initial was never processed (dropped, reordered, a bad
+  // token) has nothing to say and no keys to say it with: ngtcp2 would abort.
+  if (config_.server && !initial_keys_) return !finished_;
   std::array<uint8_t, 1500> buf;
   size_t limit = std::min(config_.max_udp_payload, buf.size());
   if (finished_) {
@@ -636,8 +647,12 @@ bool Connection::handle_expiry(Timestamp now) {
 void Connection::close(uint64_t app_error, std::string_view reason, Timestamp now,
                        const PacketSink& sink) {
   if (finished_) return;
+  // ngtcp2 keeps a pointer to the reason: it must live as long as the close may be written
+  // (later, when called inside a callback), so the connection holds its own copy.
+  close_reason_.assign(reason.data(), std::min<size_t>(reason.size(), 255));
   ngtcp2_connection_close_error_set_application_error(
-      &last_error_, app_error, reinterpret_cast<const uint8_t*>(reason.data()), reason.size());
+      &last_error_, app_error, reinterpret_cast<const uint8_t*>(close_reason_.data()),
+      close_reason_.size());
   pending_close_ = true;
   fail("closed locally: " + std::string(reason));
   // Inside ngtcp2 (one of our events): writing now would re-enter it. guarded() makes ngtcp2

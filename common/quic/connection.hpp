@@ -202,6 +202,8 @@ private:
   std::string error_;
   std::optional<Identity> peer_identity_;
   std::optional<PeerRefusal> refusal_;
+  std::string close_reason_;    // the reason last_error_ points at
+  bool initial_keys_ = false;   // server: the client's first Initial was processed
   int callback_depth_ = 0;      // > 0 while ngtcp2 runs one of our callbacks
   bool closed_in_callback_ = false;
   bool handshake_completed_ = false;

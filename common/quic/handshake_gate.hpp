@@ -22,7 +22,7 @@ class HandshakeGate {
 public:
   enum class RetryMode { Auto, Always, Never };
   struct Config {
-    size_t max_half_open = 1000;
+    size_t max_half_open = 256; // about 100 KiB each: 25 MiB at most
     size_t max_per_source = 16;
     RetryMode retry = RetryMode::Auto;
     size_t retry_above = 64;   // handshakes in progress (Auto)

@@ -2,7 +2,7 @@
 # Unauthenticated handshakes cannot lock out real peers (DESIGN D6: unauthenticated work is
 # bounded).
 #
-# Part 1, the intermediate's defaults (--retry auto, --max-half-open 1000, 16 per source):
+# Part 1, the intermediate's defaults (--retry auto, --max-half-open 256, 16 per source):
 #   10 000 spoofed client Initials (genuine ClientHellos from ztna-handshake-load, each from a
 #   source address of its own in 127.0.0.0/8 that never answers) arrive at ~1 600 a second; while
 #   they do, the real connector and agent start. The agent must register (through a Retry) and its
@@ -93,7 +93,7 @@ fetch_intact() {
 ztna_log "part 1: $count spoofed Initials at $rate/s against the defaults; the real peers start meanwhile"
 ztna_start_intermediate
 int_pid=${ZTNA_PID_OF[intermediate]}
-max_half_open=1000
+max_half_open=256
 rss_before=$(status_kb "$int_pid" VmRSS)
 peak_rss=$rss_before
 mapfile -t args < <(load_args)
