@@ -115,7 +115,8 @@ void SessionBroker::on_hello(Peer& peer, const wire::Hello& m, Now) {
   if (role_of(m.role) != peer.identity.role) {
     counters_.hello_role_mismatch++;
     const std::string why = "certificate is for " + peer.identity.describe() +
-                            ", but its Hello registers a " + wire::to_string(m.role);
+                            ", but its Hello registers " +
+                            (role_of(m.role) ? with_article(*role_of(m.role)) : "an unknown role");
     log(LogLevel::Warn, "refused registration from " + peer.address.to_string() + ": " + why);
     actions_.push_back(Disconnect{peer.id, wire::ErrorCode::NotAuthorized, why});
     return;
@@ -139,7 +140,7 @@ void SessionBroker::on_hello(Peer& peer, const wire::Hello& m, Now) {
   std::string serving;
   if (peer.identity.role == Role::Connector) {
     peer.announced = m.services;
-    register_services(peer);
+    register_services(peer, false);
     for (const auto& s : peer.served)
       serving += (serving.empty() ? " serving " : ", ") + s;
   }
@@ -150,7 +151,7 @@ void SessionBroker::on_hello(Peer& peer, const wire::Hello& m, Now) {
 
 // Which of a connector's announced services policy lets it serve. Called on Hello and again for
 // every new policy; services no longer allowed leave the directory, and so do their sessions.
-void SessionBroker::register_services(Peer& connector) {
+void SessionBroker::register_services(Peer& connector, bool policy_changed) {
   std::set<std::string> allowed;
   for (const auto& s : connector.announced) {
     auto d = policy_->may_serve(principal(connector), s);
@@ -168,6 +169,11 @@ void SessionBroker::register_services(Peer& connector) {
   for (const auto& s : connector.served)
     if (!allowed.count(s))
       log(LogLevel::Info, connector.identity.describe() + " no longer serves '" + s + "'");
+  // On a new policy only: the Hello's own log line lists what a registration serves.
+  if (policy_changed)
+    for (const auto& s : allowed)
+      if (!connector.served.count(s))
+        log(LogLevel::Info, connector.identity.describe() + " now serves '" + s + "'");
   connector.served = std::move(allowed);
   directory_.remove(connector.id);
   directory_.add(connector.id, {connector.served.begin(), connector.served.end()});
@@ -360,7 +366,7 @@ void SessionBroker::on_disconnected(PeerId id, Now) {
 void SessionBroker::set_policy(policy::PolicyPtr policy, Now) {
   policy_ = std::move(policy);
   for (auto& [id, p] : peers_)
-    if (p.registered && p.identity.role == Role::Connector) register_services(p);
+    if (p.registered && p.identity.role == Role::Connector) register_services(p, true);
   std::vector<std::pair<uint64_t, std::string>> revoke;
   for (const auto& [id, s] : sessions_) {
     const Peer* agent = find(s.agent);

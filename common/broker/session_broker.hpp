@@ -185,7 +185,7 @@ private:
   void on_session_accept(Peer& connector, const wire::SessionAccept& m, Now now);
   void on_session_closed(Peer& peer, const wire::SessionClosed& m);
   void on_candidates(Peer& peer, const wire::Candidates& m, Now now);
-  void register_services(Peer& connector);
+  void register_services(Peer& connector, bool policy_changed);
   void end_session(uint64_t id, wire::ErrorCode code, const std::string& why, PeerId notify_not);
   void reject(Peer& agent, uint32_t request_id, wire::ErrorCode code, const std::string& reason);
   Peer* find(PeerId id);

@@ -14,6 +14,18 @@ const char* to_string(Role role) {
   return "unknown";
 }
 
+const char* with_article(Role role) {
+  switch (role) {
+  case Role::Agent:
+    return "an agent";
+  case Role::Connector:
+    return "a connector";
+  case Role::Intermediate:
+    return "an intermediate";
+  }
+  return "an unknown role";
+}
+
 std::optional<Role> role_from_string(std::string_view s) {
   if (s == "agent") return Role::Agent;
   if (s == "connector") return Role::Connector;

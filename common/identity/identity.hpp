@@ -20,6 +20,8 @@ namespace ztna {
 enum class Role : uint8_t { Agent, Connector, Intermediate };
 
 const char* to_string(Role role);
+// "an agent", "a connector", "an intermediate": for log lines.
+const char* with_article(Role role);
 std::optional<Role> role_from_string(std::string_view s);
 
 constexpr size_t kMaxIdentityName = 64;

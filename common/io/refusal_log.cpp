@@ -19,8 +19,13 @@ void RefusalLog::refused(const quic::PeerRefusal& r, const Address& from,
                  unsaid_);
     unsaid_ = 0;
   }
-  spdlog::warn("refused {} from {}: {} ({})", what, from.to_string(), r.detail,
-               quic::to_string(r.reason));
+  // Other: not a refusal of ours (the peer gave up or refused our certificate, a timeout).
+  if (r.reason == quic::Refusal::Other)
+    spdlog::warn("{} from {} failed before authentication: {} (other)", what, from.to_string(),
+                 r.detail);
+  else
+    spdlog::warn("refused {} from {}: {} ({})", what, from.to_string(), r.detail,
+                 quic::to_string(r.reason));
 }
 
 nlohmann::json RefusalLog::json() const {

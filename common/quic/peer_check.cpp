@@ -51,7 +51,7 @@ std::string role_list(const std::vector<Role>& roles) {
   std::string out;
   for (size_t i = 0; i < roles.size(); ++i) {
     if (i) out += i + 1 == roles.size() ? " or " : ", ";
-    out += to_string(roles[i]);
+    out += i ? to_string(roles[i]) : with_article(roles[i]);
   }
   return out;
 }
@@ -218,7 +218,7 @@ std::optional<PeerRefusal> check_peer(gnutls_session_t session, const PeerRequir
   if (!req.roles.empty() &&
       std::find(req.roles.begin(), req.roles.end(), id->role) == req.roles.end())
     return PeerRefusal{Refusal::WrongRole, "certificate is for " + id->describe() +
-                                               ", but this connection needs a " +
+                                               ", but this connection needs " +
                                                role_list(req.roles)};
   if (req.client_auth && !id->client_auth)
     return PeerRefusal{Refusal::WrongUsage, "certificate of " + id->describe() +

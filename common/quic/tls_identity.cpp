@@ -73,7 +73,7 @@ TlsIdentity::TlsIdentity(const TlsFiles& files, Role expected_role) : files_(fil
     if (!id) throw std::runtime_error(files.cert + ": " + der_error);
     if (id->role != expected_role)
       throw std::runtime_error(files.cert + ": this is the certificate of " + id->describe() +
-                               "; this daemon needs a " + to_string(expected_role) +
+                               "; this daemon needs " + with_article(expected_role) +
                                " certificate (certs/make-certs --" + to_string(expected_role) +
                                " NAME)");
     identity_ = std::move(*id);

@@ -125,7 +125,10 @@ void SessionGate::check_authorization(std::span<const uint8_t> token, uint64_t n
   }
   auth::Authorization a;
   std::string why;
-  switch (config_.verifier->verify(token, now_ms, a, why)) {
+  const auto result = config_.verifier->verify(token, now_ms, a, why);
+  // The verifier's reasons start with "authorization: "; ours already say that.
+  if (why.starts_with("authorization: ")) why.erase(0, 15);
+  switch (result) {
   case auth::AuthorizationVerifier::Result::Ok:
     break;
   case auth::AuthorizationVerifier::Result::Malformed:
@@ -137,7 +140,7 @@ void SessionGate::check_authorization(std::span<const uint8_t> token, uint64_t n
   case auth::AuthorizationVerifier::Result::NotYetValid:
   case auth::AuthorizationVerifier::Result::Expired:
     counters().authorizations_expired++;
-    return refuse("authorization " + why);
+    return refuse("authorization " + why); // "authorization expired ... ago"
   }
   auth::Expected e;
   e.session_id = config_.session_id;

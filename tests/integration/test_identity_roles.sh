@@ -131,7 +131,7 @@ grep -qF "TLS alert GNUTLS_A_BAD_CERTIFICATE" "$ZTNA_TMP/logs/intermediate-as-cl
 ztna_wait_json intermediate 10 "handshake_refusals.wrong_role rose" \
   '.handshake_refusals.wrong_role > ($n | tonumber)' --arg n "$refused_before"
 ztna_wait_for 10 "intermediate log: refused control connection (wrong_role)" \
-  log_has intermediate "refused control connection from 127\.0\.0\.1:[0-9]+: certificate is for intermediate '$ZTNA_INTERMEDIATE_DNS', but this connection needs a.*\(wrong_role\)"
+  log_has intermediate "refused control connection from 127\.0\.0\.1:[0-9]+: certificate is for intermediate '$ZTNA_INTERMEDIATE_DNS', but this connection needs an agent or connector.*\(wrong_role\)"
 ztna_jq intermediate '.handshake_refusals.wrong_usage == 0' >/dev/null ||
   ztna_fail "the role is checked first, yet wrong_usage counted: $(ztna_json intermediate | jq -c .handshake_refusals)"
 

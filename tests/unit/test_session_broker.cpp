@@ -151,6 +151,26 @@ TEST_CASE("broker: registration tells the observed address, serves only allowed 
   CHECK(peers[0].services == std::vector<std::string>{"web"});
 }
 
+TEST_CASE("broker: a service refused at registration is served once a new policy allows it",
+          "[broker]") {
+  Fixture f;
+  f.join(2, identity(Role::Connector, "dc1"), "203.0.113.2:4000", {"web", "wiki"});
+  f.join(1, identity(Role::Agent, "alice", {"eng"}), "198.51.100.1:5000");
+  f.msg(1, wire::OpenSession{1, "wiki"});
+  CHECK(f.sent_to<wire::SessionReject>(1).back().code == wire::ErrorCode::NotAuthorized);
+  std::string text = kPolicy;
+  text += "[[serve]]\nconnectors = [\"dc1\"]\nservices = [\"wiki\"]\n"
+          "[[access]]\nagents = [\"alice\"]\nservices = [\"wiki\"]\n";
+  f.broker->set_policy(make_policy(text), f.now);
+  f.take();
+  CHECK(f.logged("connector 'dc1' now serves 'wiki'"));
+  CHECK_FALSE(f.logged("now serves 'web'"));
+  REQUIRE(f.broker->peers()[1].id == 2);
+  CHECK(f.broker->peers()[1].services == std::vector<std::string>{"web", "wiki"});
+  f.open(1, 2, "wiki", 2);
+  CHECK(f.broker->session_count() == 1);
+}
+
 TEST_CASE("broker: a Hello must match the certificate's role", "[broker]") {
   Fixture f;
   f.broker->on_authenticated(1, identity(Role::Agent, "alice"), addr("198.51.100.1:5000"), f.now);
@@ -347,7 +367,8 @@ services = ["*"]
                          f.now);
     f.take();
     CHECK(f.broker->session_count() == 0);
-    CHECK(f.broker->peers()[0].services.empty());
+    REQUIRE(f.broker->peers()[1].id == 2); // peers() is sorted by id: 1 alice, 2 dc1, 3 bob
+    CHECK(f.broker->peers()[1].services.empty());
     f.msg(1, wire::OpenSession{9, "ssh"});
     CHECK(f.sent_to<wire::SessionReject>(1).back().code == wire::ErrorCode::NoConnector);
   }
