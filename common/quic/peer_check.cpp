@@ -18,16 +18,6 @@ struct CrtDeleter {
 };
 using Crt = std::unique_ptr<std::remove_pointer_t<gnutls_x509_crt_t>, CrtDeleter>;
 
-std::string hex(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
-
 // Only printable ASCII of bounded length goes into an error line: the certificate is untrusted
 // input until its chain verifies, and even then its fields are not ours.
 std::string printable(std::string_view s) {
@@ -86,6 +76,16 @@ const char* to_string(Refusal r) {
     return "other";
   }
   return "other";
+}
+
+std::string serial_hex(std::span<const uint8_t> serial) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : serial) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 15]);
+  }
+  return out;
 }
 
 std::optional<Identity> identity_from_certificate(std::span<const uint8_t> der,
@@ -175,7 +175,7 @@ std::optional<Identity> identity_from_certificate(std::span<const uint8_t> der,
   uint8_t serial[40];
   size_t serial_size = sizeof serial;
   if (gnutls_x509_crt_get_serial(raw, serial, &serial_size) == 0)
-    id.serial = hex(serial, serial_size);
+    id.serial = serial_hex({serial, serial_size});
   return id;
 }
 

@@ -62,6 +62,10 @@ struct PeerRefusal {
   std::string detail; // one printable line (certificate fields are validated before use)
 };
 
+// A certificate serial number as lower-case hex: how Identity::serial and the CRL's revoked
+// serials are compared, so both must come from here.
+std::string serial_hex(std::span<const uint8_t> serial);
+
 // Parses the identity out of a DER certificate: the role URI, the group URIs, the EKUs, the
 // fingerprint and serial. nullopt with `error` set (one printable line) if the certificate has no
 // valid identity: no role URI, two of them, a malformed name, too many groups.

@@ -25,16 +25,6 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::string hex(const uint8_t* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
-
 std::string utc(int64_t t) {
   char buf[32];
   const time_t tt = static_cast<time_t>(t);
@@ -126,7 +116,7 @@ void TlsIdentity::load_crl(const std::string& file) {
         time_t when = 0;
         if (gnutls_x509_crl_get_crt_serial(crls[i], static_cast<unsigned>(e), serial, &size,
                                            &when) == 0)
-          revoked_serials_.insert(hex(serial, size));
+          revoked_serials_.insert(serial_hex({serial, size}));
       }
       const time_t next = gnutls_x509_crl_get_next_update(crls[i]);
       if (next != static_cast<time_t>(-1) && (crl_next_update_ == 0 || next < crl_next_update_))

@@ -95,6 +95,16 @@ ztna_check_processes() {
   done
 }
 
+# ztna_file_size FILE: its size in bytes, 0 while it does not exist (a download not started yet).
+ztna_file_size() {
+  stat -c %s "$1" 2>/dev/null || echo 0
+}
+
+# ztna_file_at_least FILE BYTES: true once FILE holds BYTES or more (for ztna_wait_for).
+ztna_file_at_least() {
+  (($(ztna_file_size "$1") >= $2))
+}
+
 # ztna_wait_for TIMEOUT_S DESCRIPTION CMD...: poll CMD every 100 ms until it succeeds; fail
 # after TIMEOUT_S (scaled), or at once if a started process dies meanwhile.
 ztna_wait_for() {

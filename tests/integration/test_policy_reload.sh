@@ -59,12 +59,6 @@ within_1s() {
   ztna_log "$1 logged it $((t - t_hup)) ms after SIGHUP"
   ((t - t_hup <= 1000 * ZTNA_TIME_SCALE)) || ztna_fail "$1 logged it $((t - t_hup)) ms after SIGHUP: $2"
 }
-file_size() {
-  stat -c %s "$1" 2>/dev/null || echo 0
-}
-at_least() {
-  (($(file_size "$1") >= $2))
-}
 
 # Two slow transfers (plain background jobs bounded by --max-time; the test waits for each).
 curl -sS --max-time "$(ztna_secs 60)" --limit-rate "$rate" -o "$ZTNA_TMP/big1.out" \
@@ -73,8 +67,8 @@ curl1=$!
 curl -sS --max-time "$(ztna_secs 60)" --limit-rate "$rate" -o "$ZTNA_TMP/big2.out" \
   "http://127.0.0.1:$web2/big2.bin" 2>"$ZTNA_TMP/curl2.err" &
 curl2=$!
-ztna_wait_for 20 "agent1's transfer under way" at_least "$ZTNA_TMP/big1.out" $((1 << 20))
-ztna_wait_for 20 "agent2's transfer under way" at_least "$ZTNA_TMP/big2.out" $((1 << 20))
+ztna_wait_for 20 "agent1's transfer under way" ztna_file_at_least "$ZTNA_TMP/big1.out" $((1 << 20))
+ztna_wait_for 20 "agent2's transfer under way" ztna_file_at_least "$ZTNA_TMP/big2.out" $((1 << 20))
 ztna_wait_json intermediate 10 "sessions of agent1 and agent2 relaying" \
   '[.sessions[] | select(.state == "relaying") | .agent] | sort == ["agent1", "agent2"]'
 sid1=$(ztna_json intermediate | jq -r '.sessions[] | select(.agent == "agent1") | .session_id')
@@ -116,7 +110,7 @@ grep -qF "reload: policy v1 loaded from $policy: 1 access rule, 1 serve rule, fi
 
 rc=0
 wait "$curl2" || rc=$?
-got2=$(file_size "$ZTNA_TMP/big2.out")
+got2=$(ztna_file_size "$ZTNA_TMP/big2.out")
 ((rc != 0 && rc != 28)) || ztna_fail "agent2's transfer was not cut (curl exit $rc, $got2 bytes)"
 ((got2 < size2)) || ztna_fail "agent2 received the whole file"
 ztna_log "agent2's transfer cut after $got2 of $size2 bytes (curl exit $rc: $(tr -d '\n' <"$ZTNA_TMP/curl2.err"))"
@@ -127,7 +121,7 @@ rc=0
 wait "$curl1" || rc=$?
 ((rc == 0)) || ztna_fail "agent1's transfer failed (curl exit $rc: $(cat "$ZTNA_TMP/curl1.err"))"
 [[ $(ztna_sha256 "$ZTNA_TMP/big1.out") == "$(ztna_sha256 "$ZTNA_TMP/www/big1.bin")" ]] ||
-  ztna_fail "agent1's file differs ($(file_size "$ZTNA_TMP/big1.out") of $size1 bytes)"
+  ztna_fail "agent1's file differs ($(ztna_file_size "$ZTNA_TMP/big1.out") of $size1 bytes)"
 ztna_jq intermediate '[.sessions[] | .session_id] == [$s]' --arg s "$sid1" >/dev/null ||
   ztna_fail "agent1's session changed: $(ztna_json intermediate | jq -c .sessions)"
 ztna_log "agent1's $size1 bytes arrived intact on session $sid1"
@@ -136,7 +130,7 @@ ztna_log "agent1's $size1 bytes arrived intact on session $sid1"
 curl -sS --max-time "$(ztna_secs 60)" --limit-rate 4M -o "$ZTNA_TMP/mid.out" \
   "http://127.0.0.1:$ZTNA_WEB_PORT/mid.bin" 2>"$ZTNA_TMP/curl3.err" &
 curl3=$!
-ztna_wait_for 20 "agent1's second transfer under way" at_least "$ZTNA_TMP/mid.out" $((1 << 20))
+ztna_wait_for 20 "agent1's second transfer under way" ztna_file_at_least "$ZTNA_TMP/mid.out" $((1 << 20))
 printf 'version = 1\n\n[[access]\nagents = ["agent2"]\nservices = ["*"]\n' | ztna_write_policy "$policy"
 failures=$(ztna_counter intermediate reload_failures)
 closed=$(ztna_counter intermediate sessions_closed_by_policy)

@@ -15,6 +15,8 @@
 #   Then a reload with a broken (truncated) CRL: both daemons log the error, reload_failures rises,
 #   and the old CRL stays in force (the intermediate still lists 1 revoked certificate, and a fresh
 #   ztna-agent with agent1's certificate is still refused as revoked), agent2 still works.
+#   Last, conn1 is revoked during a transfer of agent2's: on SIGHUP, agent2 closes its live session
+#   with conn1 and the intermediate closes conn1's control connection, each within 1 s.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -50,12 +52,6 @@ within_1s() {
   ztna_log "$2, $((t - t0)) ms after SIGHUP: $(grep -m1 -E -- "$3" "$(ztna_logfile "$2")" | cut -d' ' -f4-)"
   ((t - t0 <= 1000 * ZTNA_TIME_SCALE)) || ztna_fail "$2 logged it $((t - t0)) ms after SIGHUP: $3"
 }
-file_size() {
-  stat -c %s "$1" 2>/dev/null || echo 0
-}
-at_least() {
-  (($(file_size "$1") >= $2))
-}
 
 # Two slow transfers, one per agent. Plain background jobs, bounded by --max-time; the test
 # waits for each one.
@@ -65,8 +61,8 @@ curl1=$!
 curl -sS --max-time "$(ztna_secs 60)" --limit-rate "$rate" -o "$ZTNA_TMP/big2.out" \
   "http://127.0.0.1:$web2/big2.bin" 2>"$ZTNA_TMP/curl2.err" &
 curl2=$!
-ztna_wait_for 20 "agent1's transfer under way" at_least "$ZTNA_TMP/big1.out" $((1 << 20))
-ztna_wait_for 20 "agent2's transfer under way" at_least "$ZTNA_TMP/big2.out" $((1 << 20))
+ztna_wait_for 20 "agent1's transfer under way" ztna_file_at_least "$ZTNA_TMP/big1.out" $((1 << 20))
+ztna_wait_for 20 "agent2's transfer under way" ztna_file_at_least "$ZTNA_TMP/big2.out" $((1 << 20))
 ztna_wait_json intermediate 10 "sessions of agent1 and agent2 relaying" \
   '[.sessions[] | select(.state == "relaying") | .agent] | sort == ["agent1", "agent2"]'
 sid1=$(ztna_json intermediate | jq -r '.sessions[] | select(.agent == "agent1") | .session_id')
@@ -75,8 +71,8 @@ ztna_log "transfers under way; agent1's session $sid1"
 "$ZTNA_MAKE_CERTS" --out "$ZTNA_CERTS" --revoke-agent agent1 >"$ZTNA_TMP/logs/make-certs-revoke.out" 2>&1 ||
   ztna_fail "make-certs --revoke-agent agent1 failed: $(cat "$ZTNA_TMP/logs/make-certs-revoke.out")"
 ztna_log "$(grep 'revoked agent agent1' "$ZTNA_TMP/logs/make-certs-revoke.out")"
-kill -0 "$curl1" 2>/dev/null || ztna_fail "agent1's transfer ended before the revocation was loaded ($(file_size "$ZTNA_TMP/big1.out") bytes; $(cat "$ZTNA_TMP/curl1.err"))"
-kill -0 "$curl2" 2>/dev/null || ztna_fail "agent2's transfer ended before the revocation was loaded ($(file_size "$ZTNA_TMP/big2.out") bytes; $(cat "$ZTNA_TMP/curl2.err"))"
+kill -0 "$curl1" 2>/dev/null || ztna_fail "agent1's transfer ended before the revocation was loaded ($(ztna_file_size "$ZTNA_TMP/big1.out") bytes; $(cat "$ZTNA_TMP/curl1.err"))"
+kill -0 "$curl2" 2>/dev/null || ztna_fail "agent2's transfer ended before the revocation was loaded ($(ztna_file_size "$ZTNA_TMP/big2.out") bytes; $(cat "$ZTNA_TMP/curl2.err"))"
 
 # --- The connector first: it closes the live session of the revoked agent itself. Each closing
 # log line must be stamped within 1 s of the SIGHUP; the status documents confirm it.
@@ -107,7 +103,7 @@ ztna_jq intermediate '.crl.revoked == 1' >/dev/null ||
 # agent1's transfer was cut, not completed.
 rc=0
 wait "$curl1" || rc=$?
-got1=$(file_size "$ZTNA_TMP/big1.out")
+got1=$(ztna_file_size "$ZTNA_TMP/big1.out")
 ((rc != 0)) || ztna_fail "agent1's transfer completed after the revocation ($got1 bytes)"
 ((rc != 28)) || ztna_fail "agent1's transfer hung until curl's --max-time instead of being cut"
 ((got1 < size1)) || ztna_fail "agent1 received the whole file"
@@ -125,7 +121,7 @@ rc=0
 wait "$curl2" || rc=$?
 ((rc == 0)) || ztna_fail "agent2's transfer failed (curl exit $rc: $(cat "$ZTNA_TMP/curl2.err"))"
 [[ $(ztna_sha256 "$ZTNA_TMP/big2.out") == "$(ztna_sha256 "$ZTNA_TMP/www/big2.bin")" ]] ||
-  ztna_fail "agent2's file differs ($(file_size "$ZTNA_TMP/big2.out") of $size2 bytes)"
+  ztna_fail "agent2's file differs ($(ztna_file_size "$ZTNA_TMP/big2.out") of $size2 bytes)"
 ztna_jq agent2 '.control.state == "connected" and .control.connects == 1' >/dev/null ||
   ztna_fail "agent2's control connection was disturbed: $(ztna_json agent2 | jq -c .control)"
 ztna_log "agent2's $size2 bytes arrived intact; agent2 never lost its control connection"
@@ -167,5 +163,29 @@ ztna_jq intermediate '[.peers[] | select(.role == "agent") | .address] == [$a]' 
   ztna_fail "unexpected agents: $(ztna_json intermediate | jq -c '[.peers[] | {role, name, address}]')"
 ztna_log "intermediate: handshake_refusals $(ztna_json intermediate | jq -c '.handshake_refusals | with_entries(select(.value > 0))'), counters $(ztna_json intermediate | jq -c '.counters | {peers_refused, reloads, reload_failures}')"
 ztna_log "conn1: handshake_refusals $(ztna_json conn1 | jq -c '.handshake_refusals | with_entries(select(.value > 0))'), counters $(ztna_json conn1 | jq -c '.counters | {reloads, reload_failures}')"
+
+# --- A revoked connector: the agent and the intermediate each cut it off within 1 s.
+cp "$ZTNA_TMP/crl.good" "$ZTNA_CERTS/crl.pem"
+curl -sS --max-time "$(ztna_secs 60)" --limit-rate "$rate" -o "$ZTNA_TMP/big3.out" \
+  "http://127.0.0.1:$web2/big2.bin" 2>"$ZTNA_TMP/curl3.err" &
+curl3=$!
+ztna_wait_for 20 "agent2's third transfer under way" ztna_file_at_least "$ZTNA_TMP/big3.out" $((1 << 20))
+sid2=$(ztna_json agent2 | jq -r '.sessions[0].session_id')
+"$ZTNA_MAKE_CERTS" --out "$ZTNA_CERTS" --revoke-connector conn1 >"$ZTNA_TMP/logs/make-certs-revoke2.out" 2>&1 ||
+  ztna_fail "make-certs --revoke-connector conn1 failed: $(cat "$ZTNA_TMP/logs/make-certs-revoke2.out")"
+kill -0 "$curl3" 2>/dev/null || ztna_fail "agent2's third transfer ended before the revocation was loaded"
+t_hup=$(ztna_now_ms)
+ztna_sighup agent2
+ztna_sighup intermediate
+within_1s "$t_hup" agent2 "refused live session $sid2 from .*: certificate revoked \(listed in the reloaded CRL\) \(revoked\)"
+within_1s "$t_hup" intermediate "refused live control connection of connector 'conn1' from .*: certificate revoked \(listed in the reloaded CRL\) \(revoked\)"
+ztna_wait_json agent2 5 "agent2 has no session left" '.sessions | length == 0'
+ztna_wait_json intermediate 5 "conn1 gone" '[.peers[] | select(.role == "connector")] | length == 0'
+rc=0
+wait "$curl3" || rc=$?
+((rc != 0 && rc != 28)) || ztna_fail "agent2's third transfer was not cut (curl exit $rc)"
+ztna_log "agent2's transfer from the revoked connector cut after $(ztna_file_size "$ZTNA_TMP/big3.out") bytes (curl exit $rc)"
+ztna_jq agent2 '.control.state == "connected"' >/dev/null ||
+  ztna_fail "agent2 lost its own control connection: $(ztna_json agent2 | jq -c .control)"
 
 ztna_pass
