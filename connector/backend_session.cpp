@@ -68,6 +68,10 @@ void BackendSession::run_gate() {
       return;
     } else if (auto* ok = std::get_if<session::Authorized>(&action)) {
       spdlog::info("session {:016x}: {}", id(), ok->line);
+    } else if (auto* dropped = std::get_if<session::DatagramRefused>(&action)) {
+      spdlog::warn("session {:016x}: agent '{}': {}; dropped (datagrams_wrong_service, said once "
+                   "per session)",
+                   id(), agent(), dropped->why);
     }
   }
   if (!quic_->conn().finished()) quic_->schedule_flush();

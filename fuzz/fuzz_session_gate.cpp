@@ -91,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (in.u8() & 1) agent.groups.push_back("eng");
   gate.on_handshake(agent);
 
-  bool accepted = false, closed = false;
+  bool accepted = false, closed = false, datagram_refused = false;
   auto check = [&] {
     for (auto& a : gate.take_actions()) {
       if (auto* o = std::get_if<OpenBackend>(&a)) {
@@ -109,6 +109,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         accepted = true;
       } else if (std::holds_alternative<AnswerPing>(a)) {
         FUZZ_CHECK(accepted && !closed);
+      } else if (std::holds_alternative<DatagramRefused>(a)) {
+        FUZZ_CHECK(accepted && !closed && !datagram_refused);
+        datagram_refused = true;
       }
     }
     FUZZ_CHECK(gate.authorized() == (accepted && !closed));

@@ -11,8 +11,7 @@ namespace ztna::io {
 
 // A template so that ordered_json keeps its key order (a conversion to json would sort the
 // keys); a braced list is not deduced and takes the default, json.
-template <class Json = nlohmann::json>
-std::string json_text(const Json& j, int indent = -1) {
+template <class Json = nlohmann::json> std::string json_text(const Json& j, int indent = -1) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 

@@ -217,6 +217,10 @@ void SessionGate::serve_datagram(std::span<const uint8_t> data) {
   }
   if (d->service != config_.service) {
     counters().datagrams_wrong_service++;
+    if (!datagram_refusal_said_)
+      act(DatagramRefused{"datagram names service '" + std::string(d->service) +
+                          "', but the session is for '" + config_.service + "'"});
+    datagram_refusal_said_ = true;
     return;
   }
   auto svc = config_.services->find(d->service);

@@ -107,9 +107,13 @@ struct CloseSession {
 struct Authorized {
   std::string line; // for the log: who, what, until when
 };
-using GateAction =
-    std::variant<OpenBackend, ResetStream, Consume, DeliverDatagram, AnswerPing, CloseSession,
-                 Authorized>;
+// A datagram for another service than the session's was dropped. Said once per session (the
+// counter counts each): an agent that keeps sending gets counters, not a log line per datagram.
+struct DatagramRefused {
+  std::string why; // for the log
+};
+using GateAction = std::variant<OpenBackend, ResetStream, Consume, DeliverDatagram, AnswerPing,
+                                CloseSession, Authorized, DatagramRefused>;
 
 class SessionGate {
 public:
@@ -158,6 +162,7 @@ private:
   std::map<int64_t, PendingStream> streams_;
   std::deque<std::vector<uint8_t>> queued_datagrams_;
   std::vector<GateAction> actions_;
+  bool datagram_refusal_said_ = false;
 };
 
 } // namespace ztna::session

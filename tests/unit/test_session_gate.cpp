@@ -225,13 +225,17 @@ TEST_CASE("gate: one session, one service", "[gate]") {
   REQUIRE(f.gate->authorized());
   f.gate->on_stream_data(8, stream("db", "x"), false, kNowMs);
   f.gate->on_datagram(wire::encode_datagram(1, "dns", std::vector<uint8_t>{1}));
+  f.gate->on_datagram(wire::encode_datagram(2, "dns", std::vector<uint8_t>{2}));
   f.take();
+  auto refused = f.of<DatagramRefused>();
+  REQUIRE(refused.size() == 1); // said once, counted each time
+  CHECK(refused[0].why == "datagram names service 'dns', but the session is for 'web'");
   auto resets = f.of<ResetStream>();
   REQUIRE(resets.size() == 1);
   CHECK(resets[0].stream == 8);
   CHECK(resets[0].code == wire::StreamError::NotAuthorized);
   CHECK(f.counters.streams_wrong_service == 1);
-  CHECK(f.counters.datagrams_wrong_service == 1);
+  CHECK(f.counters.datagrams_wrong_service == 2);
   CHECK(f.of<DeliverDatagram>().empty());
   CHECK(f.of<OpenBackend>().empty());
   // The session itself goes on.
