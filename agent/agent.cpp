@@ -196,6 +196,7 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m, const std::str
   std::string error;
   auto conn = quic::Connection::client(cfg, path, *session, io::now(), error);
   session->set_quic(std::move(peer));
+  session->set_credentials({&tls_, &refusals_});
   auto& ref = *session;
   sessions_.emplace(id, std::move(session));
   if (!conn) {

@@ -113,6 +113,11 @@ void TunnelSession::send_datagram(std::span<const uint8_t> datagram) {
 }
 
 void TunnelSession::on_handshake_completed() {
+  if (credentials_.refuse_if_revoked(*quic_->conn().peer_identity(), quic_->conn().path().remote,
+                                     "session " + fmt::format("{:016x}", id_))) {
+    quic_->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "certificate revoked");
+    return;
+  }
   spdlog::info("session {:016x}: end-to-end handshake with connector '{}' complete (relay path)",
                id_, connector_);
   // Stream 0 first: the connector serves nothing before it has checked the authorization, and

@@ -5,6 +5,7 @@
 
 #include "io/path_driver.hpp"
 #include "io/quic_peer.hpp"
+#include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
 
 #include <boost/asio.hpp>
@@ -31,6 +32,7 @@ public:
   const std::string& connector() const { return connector_; }
   const std::string& service() const { return service_; }
   void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
+  void set_credentials(io::LiveCredentials c) { credentials_ = c; }
   // The path layer (DESIGN D3); null when the agent runs relay-only.
   void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
   io::PathDriver* paths() { return paths_.get(); }
@@ -90,6 +92,7 @@ private:
   std::deque<std::vector<uint8_t>> early_datagrams_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;
   uint64_t streams_rejected_ = 0;
+  io::LiveCredentials credentials_;
 };
 
 } // namespace ztna

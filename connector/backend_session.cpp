@@ -42,7 +42,13 @@ void BackendSession::give_socket() {
 void BackendSession::on_handshake_completed() {
   // The handshake already checked the certificate: an agent, TLS client usage, the very agent
   // the intermediate offered this session for (connector.cpp sets the requirement).
-  gate_.on_handshake(*quic_->conn().peer_identity());
+  const auto& peer = *quic_->conn().peer_identity();
+  if (credentials_.refuse_if_revoked(peer, quic_->conn().path().remote,
+                                     "session " + fmt::format("{:016x}", id()))) {
+    quic_->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "certificate revoked");
+    return;
+  }
+  gate_.on_handshake(peer);
   spdlog::info("session {:016x}: end-to-end handshake with agent '{}' complete; waiting for its "
                "authorization",
                id(), agent());

@@ -7,6 +7,7 @@
 #include "control/service_spec.hpp"
 #include "io/path_driver.hpp"
 #include "io/quic_peer.hpp"
+#include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
 #include "session/session_gate.hpp"
 
@@ -52,6 +53,7 @@ public:
   bool authorized() const { return gate_.authorized(); }
   io::QuicPeer* quic() { return quic_.get(); }
   void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
+  void set_credentials(io::LiveCredentials c) { credentials_ = c; }
   // The path layer, controlled side: answers and runs checks; the agent moves the session.
   void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
   io::PathDriver* paths() { return paths_.get(); }
@@ -100,6 +102,7 @@ private:
   std::map<uint32_t, UdpFlow> flows_;
   bool wrong_service_logged_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  io::LiveCredentials credentials_;
 };
 
 } // namespace ztna

@@ -194,6 +194,7 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
                                              endpoint_.session_transmit(id, options_.intermediate));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
   s.set_quic(std::move(peer));
+  s.set_credentials({&tls_, &refusals_});
   s.quic()->attach(std::move(conn));
   s.quic()->receive(path, packet);
 }

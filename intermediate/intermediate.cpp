@@ -81,6 +81,7 @@ struct Intermediate::Peer : quic::ConnectionEvents {
   Address address; // the observed address: the one its QUIC packets come from
   Address first_address; // where its handshake came from (the gate's half-open count)
   bool authenticated = false;
+  bool refusal_said = false; // refused after the handshake (revoked since): already logged
   std::unique_ptr<io::QuicPeer> quic_peer;
   ControlStream stream;
 };
@@ -194,6 +195,14 @@ void Intermediate::accept(const Address& from, std::span<const uint8_t> packet,
 // Inside the TLS handshake the certificate was checked (chain, CRL, role, key usage): the peer
 // is who it says. From here on it counts against max_peers, not the half-open budget.
 void Intermediate::on_authenticated(Peer& peer) {
+  const io::LiveCredentials live{&tls_, &refusals_};
+  if (live.refuse_if_revoked(*peer.quic_peer->conn().peer_identity(), peer.address,
+                            "control connection")) {
+    peer.refusal_said = true;
+    peer.quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
+                          "certificate revoked");
+    return;
+  }
   gate_.finished(peer.first_address);
   peer.authenticated = true;
   authenticated_++;
@@ -227,8 +236,9 @@ void Intermediate::on_peer_gone(uint64_t peer_id, const std::string& why) {
   if (!peer.authenticated) {
     gate_.finished(peer.first_address);
     const auto& conn = peer.quic_peer->conn();
-    refusals_.refused(conn.refusal().value_or(quic::PeerRefusal{quic::Refusal::Other, why}),
-                      peer.address, "control connection");
+    if (!peer.refusal_said)
+      refusals_.refused(conn.refusal().value_or(quic::PeerRefusal{quic::Refusal::Other, why}),
+                        peer.address, "control connection");
   } else {
     authenticated_--;
     spdlog::info("{} at {} disconnected: {}", peer.describe(), peer.address.to_string(), why);

@@ -61,6 +61,13 @@ void ControlClient::connect() {
 }
 
 void ControlClient::on_handshake_completed() {
+  // Checked with the credentials of when the connection started; a reload may have come since.
+  const LiveCredentials live{&options_.tls, options_.refusals};
+  if (live.refuse_if_revoked(*peer_->conn().peer_identity(), peer_->conn().path().remote,
+                            "the intermediate's certificate")) {
+    peer_->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "certificate revoked");
+    return;
+  }
   if (!stream_.open(peer_->conn())) {
     peer_->close(static_cast<uint64_t>(wire::ErrorCode::Internal), "cannot open control stream");
     return;
