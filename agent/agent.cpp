@@ -392,10 +392,12 @@ void Agent::sweep() {
 }
 
 void Agent::reload() {
+  reloads_++;
   try {
     tls_ = std::make_shared<quic::TlsIdentity>(options_.tls, Role::Agent);
     spdlog::info("reload: identity: {}", tls_->summary());
   } catch (const std::exception& e) {
+    reload_failures_++;
     spdlog::error("reload: keeping the old certificates and CRL: {}", e.what());
     return;
   }
@@ -471,6 +473,8 @@ nlohmann::json Agent::status() const {
   }
   j["handshake_refusals"] = refusals_.json();
   j["counters"] = {{"sessions_opened", counters_.sessions_opened},
+                   {"reloads", reloads_},
+                   {"reload_failures", reload_failures_},
                    {"tls_handshake_failures", refusals_.counters().total()},
                    {"sessions_rejected", counters_.sessions_rejected},
                    {"connections_refused_offline", counters_.connections_refused_offline},

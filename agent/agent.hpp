@@ -98,6 +98,7 @@ private:
   quic::TlsIdentityPtr tls_;
   io::Endpoint endpoint_;
   io::RefusalLog refusals_;
+  uint64_t reloads_ = 0, reload_failures_ = 0;
   io::ControlClient control_;
   std::vector<std::unique_ptr<LocalListener>> listeners_;
   std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;

@@ -379,6 +379,7 @@ nlohmann::json Intermediate::status() const {
                    {"relay_bytes_forwarded", b.relay_bytes_forwarded},
                    {"relay_frames_unauthorized", b.relay_frames_unauthorized},
                    {"relay_frames_over_quota", b.relay_frames_over_quota},
+                   {"relay_frames_over_identity_quota", b.relay_frames_over_identity_quota},
                    {"candidates_forwarded", b.candidates_forwarded},
                    {"candidates_unauthorized", b.candidates_unauthorized},
                    {"candidates_rate_limited", b.candidates_rate_limited},

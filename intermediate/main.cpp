@@ -104,7 +104,13 @@ int main(int argc, char** argv) {
   ztna::PolicyCheckOptions check;
   ztna::add_policy_subcommand(app, check);
 
-  if (auto rc = ztna::io::parse_command_line(app, argc, argv)) return *rc;
+  if (auto rc = ztna::io::parse_command_line(app, argc, argv)) {
+    // `policy check` promises 2 for every usage error, CLI11's own (a missing value, no
+    // subcommand) included: scripts test its exit code.
+    if (*rc != 0 && argc > 1 && std::string_view(argv[1]) == "policy")
+      return ztna::kPolicyUsageError;
+    return *rc;
+  }
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
   if (app.got_subcommand("policy")) return ztna::run_policy_check(check, std::cout, std::cerr);
 

@@ -39,7 +39,7 @@ int run_policy_check(const PolicyCheckOptions& opts, std::ostream& out, std::ost
 // --service NAME [--json]` on `app`. After parsing, app.got_subcommand("policy") says it was
 // given; then call run_policy_check. The options are checked by run_policy_check, not by CLI11,
 // so that mistakes in them exit with kPolicyUsageError (an option given without its value is
-// still CLI11's error, with CLI11's exit code).
+// CLI11's error, which main() turns into kPolicyUsageError too).
 void add_policy_subcommand(CLI::App& app, PolicyCheckOptions& opts);
 
 } // namespace ztna

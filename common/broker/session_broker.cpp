@@ -399,10 +399,16 @@ std::optional<Address> SessionBroker::on_relay(uint64_t session_id, const Addres
     counters_.relay_frames_unauthorized++;
     return std::nullopt;
   case RelayTable::Verdict::SessionQuota:
-  case RelayTable::Verdict::IdentityQuota:
+    // Said once per 10 000 drops: a quota that bites drops many frames in a row.
     if (counters_.relay_frames_over_quota++ % 10000 == 0)
       log(LogLevel::Warn, "session " + hex16(session_id) +
                               ": relay quota spent, dropping frames (relay_frames_over_quota)");
+    return std::nullopt;
+  case RelayTable::Verdict::IdentityQuota:
+    if (counters_.relay_frames_over_identity_quota++ % 10000 == 0)
+      log(LogLevel::Warn, "session " + hex16(session_id) + ": the sender's identity relay quota " +
+                              "(all its sessions together) spent, dropping frames " +
+                              "(relay_frames_over_identity_quota)");
     return std::nullopt;
   }
   counters_.relay_frames_forwarded++;

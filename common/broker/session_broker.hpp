@@ -106,7 +106,8 @@ struct BrokerCounters {
   uint64_t relay_frames_forwarded = 0;
   uint64_t relay_bytes_forwarded = 0;
   uint64_t relay_frames_unauthorized = 0; // not from an end of a bound session
-  uint64_t relay_frames_over_quota = 0;   // a session's or identity's quota was spent
+  uint64_t relay_frames_over_quota = 0;   // the session's quota was spent
+  uint64_t relay_frames_over_identity_quota = 0; // the sending identity's quota was spent
 };
 
 class SessionBroker {

@@ -22,7 +22,15 @@ constexpr const char* kPriority = "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AE
 
 Connection* self(void* user_data) { return static_cast<Connection*>(user_data); }
 
-void random_bytes(uint8_t* out, size_t len) { (void)gnutls_rnd(GNUTLS_RND_RANDOM, out, len); }
+// Connection IDs and the like: guessable ones would let an off-path attacker inject or reset. A
+// failing system random source leaves nothing safe to do, and these run inside ngtcp2's
+// callbacks, where no exception may cross: end the process with a clear message.
+void random_bytes(uint8_t* out, size_t len) {
+  if (gnutls_rnd(GNUTLS_RND_RANDOM, out, len) != 0) {
+    std::fputs("fatal: the system's random source failed (gnutls_rnd)\n", stderr);
+    std::abort();
+  }
+}
 
 ngtcp2_path to_ngtcp2(const Path& p) {
   return ngtcp2_path{{const_cast<sockaddr*>(p.local.sa()), p.local.len()},

@@ -25,7 +25,7 @@
 # allocator growth that glibc keeps (RSS after the flood stays at the peak). RSS_GROWTH_BOUND_KB =
 # 48 MiB is six times that, for slower machines and other allocators, yet it fails long before
 # the intermediate keeps state per spoofed Initial: 10 000 half-open handshakes would be ~1 GB,
-# and even the default budget of 1 000 ~100 MB. Under ASan (time scale > 1) freed memory sits in
+# and the default budget of 256 about 25 MB. Under ASan (time scale > 1) freed memory sits in
 # its quarantine, so the test caps that at 16 MiB and allows 128 MiB.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -199,6 +199,8 @@ check 2 "" --policy "$bad" --agent agent1 --service web --json
 check 2 "" --policy "$policy" --agent agent1 --connector conn1 --service web
 grep -qF "give exactly one of --agent NAME and --connector NAME" "$ZTNA_TMP/check.err" ||
   ztna_fail "policy check with --agent and --connector said: $(cat "$ZTNA_TMP/check.err")"
+# An option without its value is the command line parser's error: exit 2 all the same.
+check 2 "" --policy "$policy" --service web --agent
 
 ztna_log "intermediate counters: $(ztna_json intermediate | jq -c '.counters | {sessions_opened, sessions_denied, sessions_rejected, services_refused}')"
 ztna_pass

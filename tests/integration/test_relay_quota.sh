@@ -4,6 +4,9 @@
 # intermediate drops the frames over the quota (relay_frames_over_quota rises, and its log says
 # the quota bites for that session); QUIC's loss recovery and congestion control adapt, and the
 # file still arrives intact (sha256).
+# Then the per-identity quota: a new intermediate with no session quota and
+# `--relay-identity-mbps 8`; the same transfer is held by the identity's bucket
+# (relay_frames_over_identity_quota rises, the log names it) and still arrives intact.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -48,5 +51,30 @@ ztna_log "intermediate counters: $(ztna_json intermediate | jq -c '.counters | {
 ztna_jq intermediate '.sessions[] | select(.session_id == $s) | .relayed_bytes >= ($n | tonumber)' \
   --arg s "$sid" --arg n "$size" >/dev/null ||
   ztna_fail "session $sid relayed fewer bytes than the file: $(ztna_json intermediate | jq -c .sessions)"
+
+# --- The per-identity quota, alone.
+connects=$(ztna_counter conn1 control_connects)
+ztna_stop intermediate
+ztna_start_intermediate --relay-session-mbps 0 --relay-identity-mbps "$mbps"
+ztna_wait_counter conn1 control_connects $((connects + 1)) 30
+ztna_wait_connected conn1 agent1
+ztna_wait_service web
+rm -f "$ZTNA_TMP/quota.out"
+t0=$(ztna_now_ms)
+ztna_fetch "http://127.0.0.1:$ZTNA_WEB_PORT/quota.bin" "$ZTNA_TMP/quota.out" 60
+t1=$(ztna_now_ms)
+[[ $(ztna_sha256 "$ZTNA_TMP/quota.out") == "$(ztna_sha256 "$ZTNA_TMP/www/quota.bin")" ]] ||
+  ztna_fail "per-identity quota: the file differs"
+kbps=$((size * 8 / (t1 - t0)))
+ztna_log "per-identity quota: $size bytes intact in $((t1 - t0)) ms: $kbps kbit/s under $mbps Mbit/s per identity"
+((kbps <= mbps * 1000 * 110 / 100)) || ztna_fail "$kbps kbit/s: the identity quota of $mbps Mbit/s did not hold"
+((kbps >= mbps * 1000 * 40 / 100)) || ztna_fail "$kbps kbit/s: far below the identity quota of $mbps Mbit/s"
+over=$(ztna_counter intermediate relay_frames_over_identity_quota)
+((over > 0)) || ztna_fail "relay_frames_over_identity_quota is 0: the identity quota never bit"
+(($(ztna_counter intermediate relay_frames_over_quota) == 0)) ||
+  ztna_fail "the session quota bit although it is off"
+grep -qE "session [0-9a-f]{16}: the sender's identity relay quota \(all its sessions together\) spent, dropping frames \(relay_frames_over_identity_quota\)" \
+  "$(ztna_logfile intermediate)" || ztna_fail "the intermediate did not log that the identity quota bites"
+ztna_log "intermediate counters: $(ztna_json intermediate | jq -c '.counters | {relay_frames_forwarded, relay_frames_over_quota, relay_frames_over_identity_quota}')"
 
 ztna_pass

@@ -12,7 +12,7 @@
 #     reconnection attempts are refused in the handshake as revoked;
 #   - agent2's session is untouched: its transfer completes intact (sha256), its control
 #     connection never dropped.
-#   Then a reload with a broken (truncated) CRL: both daemons log the error, reload_failures rises,
+#   Then a reload with a broken (truncated) CRL: all three daemons log the error, reload_failures rises,
 #   and the old CRL stays in force (the intermediate still lists 1 revoked certificate, and a fresh
 #   ztna-agent with agent1's certificate is still refused as revoked), agent2 still works.
 #   Last, conn1 is revoked during a transfer of agent2's: on SIGHUP, agent2 closes its live session
@@ -132,10 +132,15 @@ head -c $(($(stat -c %s "$ZTNA_TMP/crl.good") / 2)) "$ZTNA_TMP/crl.good" >"$ZTNA
 mv -f "$ZTNA_CERTS/crl.pem.tmp" "$ZTNA_CERTS/crl.pem"
 f_i=$(ztna_counter intermediate reload_failures)
 f_c=$(ztna_counter conn1 reload_failures)
+f_a=$(ztna_counter agent2 reload_failures)
 ztna_sighup intermediate
 ztna_sighup conn1
+ztna_sighup agent2
 ztna_wait_counter intermediate reload_failures $((f_i + 1)) 10
 ztna_wait_counter conn1 reload_failures $((f_c + 1)) 10
+ztna_wait_counter agent2 reload_failures $((f_a + 1)) 10
+ztna_wait_for 5 "agent2 log: keeping the old certificates and CRL" \
+  log_has agent2 "reload: keeping the old certificates and CRL: loading CRL .*crl\.pem"
 ztna_wait_for 5 "intermediate log: keeping the old certificates and CRL" \
   log_has intermediate "reload: keeping the old certificates and CRL: loading CRL .*crl\.pem"
 ztna_wait_for 5 "conn1 log: keeping the old certificates and CRL" \
@@ -166,8 +171,10 @@ ztna_log "conn1: handshake_refusals $(ztna_json conn1 | jq -c '.handshake_refusa
 
 # --- A revoked connector: the agent and the intermediate each cut it off within 1 s.
 cp "$ZTNA_TMP/crl.good" "$ZTNA_CERTS/crl.pem"
+# The 48 MiB file: what the agent already holds when the session ends still reaches curl, and
+# the cut must come well before the end of the file.
 curl -sS --max-time "$(ztna_secs 60)" --limit-rate "$rate" -o "$ZTNA_TMP/big3.out" \
-  "http://127.0.0.1:$web2/big2.bin" 2>"$ZTNA_TMP/curl3.err" &
+  "http://127.0.0.1:$web2/big1.bin" 2>"$ZTNA_TMP/curl3.err" &
 curl3=$!
 ztna_wait_for 20 "agent2's third transfer under way" ztna_file_at_least "$ZTNA_TMP/big3.out" $((1 << 20))
 sid2=$(ztna_json agent2 | jq -r '.sessions[0].session_id')
