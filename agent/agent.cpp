@@ -335,6 +335,19 @@ void Agent::on_session_reject(const wire::SessionReject& m) {
   spdlog::warn(
       "'{}': the intermediate refused a session: {} ({}); closing {} waiting connection(s)",
       req->first, m.reason, wire::to_string(m.code), req->second.connections.size());
+  // Pings waiting for this service's session get the answer too, instead of asking again every
+  // 20 ms until their 5 s are up.
+  for (auto it = pings_.begin(); it != pings_.end();) {
+    if (it->second.service != req->first || it->second.in_flight) {
+      ++it;
+      continue;
+    }
+    it->second.reply(io::json_text(
+        {{"error", "the intermediate refused a session for '" + req->first + "': " + m.reason +
+                       " (" + wire::to_string(m.code) + ")"}}));
+    it->second.timer->cancel();
+    it = pings_.erase(it);
+  }
   requests_.erase(req); // closes the waiting sockets
 }
 

@@ -95,6 +95,29 @@ ztna_check_processes() {
   done
 }
 
+# ztna_log_has NAME PATTERN: whether NAME's log has a line matching the extended regex PATTERN.
+ztna_log_has() {
+  grep -qE -- "$2" "$(ztna_logfile "$1")"
+}
+
+# ztna_log_ms NAME PATTERN: the time (ms since the epoch) of NAME's first log line matching
+# PATTERN, from the line's own timestamp.
+ztna_log_ms() {
+  local line
+  line=$(grep -E -m1 -- "$2" "$(ztna_logfile "$1")") || return 1
+  date -d "$(cut -d' ' -f1 <<<"$line" | tr T ' ')" +%s%3N
+}
+
+# ztna_log_within_1s T0_MS NAME PATTERN: wait (5 s) for NAME's log line matching PATTERN, whose
+# timestamp must be at most 1 s (scaled) after T0_MS; logs the delay and the line.
+ztna_log_within_1s() {
+  local t0=$1 t
+  ztna_wait_for 5 "$2 log: $3" ztna_log_has "$2" "$3"
+  t=$(ztna_log_ms "$2" "$3")
+  ztna_log "$2, $((t - t0)) ms after SIGHUP: $(grep -m1 -E -- "$3" "$(ztna_logfile "$2")" | cut -d' ' -f4-)"
+  ((t - t0 <= 1000 * ZTNA_TIME_SCALE)) || ztna_fail "$2 logged it $((t - t0)) ms after SIGHUP: $3"
+}
+
 # ztna_file_size FILE: its size in bytes, 0 while it does not exist (a download not started yet).
 ztna_file_size() {
   stat -c %s "$1" 2>/dev/null || echo 0

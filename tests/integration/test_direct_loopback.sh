@@ -6,6 +6,9 @@
 # once, on the relay; the session moves to the direct path under it (a QUIC migration) and the
 # file arrives intact. Then the agent's status and `ztna-agent ping` both say "direct", the
 # connector agrees, and the intermediate stops relaying the session's packets.
+# Last, a new policy no longer lets agent1 reach web: on SIGHUP to the intermediate alone, the
+# direct session ends at both ends within 1 s (their log lines' timestamps), nothing is left of
+# it at the intermediate (session and relay binding), and a new request is denied.
 # shellcheck source-path=SCRIPTDIR/../natlab source=../natlab/lab_test.sh
 source "$(dirname "$0")/../natlab/lab_test.sh"
 
@@ -50,5 +53,30 @@ ztna_log "intermediate relayed $relayed bytes"
 out=$("$ZTNA_AGENT_BIN" ping web -c 2 --status-socket "${ZTNA_SOCK[agent1]}")
 ztna_log "$out"
 grep -q "pong from conn1 (web) via direct $solo_ip:" <<<"$out" || ztna_fail "ping did not go direct"
+
+# --- A policy change closes the direct session too: the intermediate tells both ends.
+sid=$(ztna_json agent1 | jq -r '.sessions[0].session_id')
+ztna_write_policy "${ZTNA_POLICY:-$ZTNA_TMP/policy.toml}" <<'TOML'
+version = 1
+
+[[serve]]
+connectors = ["conn1"]
+services = ["web"]
+TOML
+t_hup=$(ztna_now_ms)
+ztna_sighup intermediate
+ztna_log_within_1s "$t_hup" intermediate "session $sid closed by the new policy: agent 'agent1' may no longer reach 'web'"
+ztna_log_within_1s "$t_hup" agent1 "session $sid with connector 'conn1' for 'web' ended: intermediate closed it: not authorized"
+ztna_log_within_1s "$t_hup" conn1 "session $sid with agent 'agent1' ended: intermediate closed it: not authorized"
+ztna_wait_json agent1 5 "agent1 has no session" '.sessions | length == 0'
+ztna_wait_json conn1 5 "conn1 has no session" '.sessions | length == 0'
+ztna_jq intermediate '.sessions | length == 0' >/dev/null ||
+  ztna_fail "the intermediate kept the session: $(ztna_json intermediate | jq -c .sessions)"
+if "$ZTNA_AGENT_BIN" ping web -c 1 --status-socket "${ZTNA_SOCK[agent1]}" >"$ZTNA_TMP/ping.out" 2>&1; then
+  ztna_fail "ping went through after the policy denied it: $(cat "$ZTNA_TMP/ping.out")"
+fi
+grep -q "the intermediate refused a session for 'web': not authorized to reach 'web' (not authorized)" "$ZTNA_TMP/ping.out" ||
+  ztna_fail "ping after the policy change said: $(cat "$ZTNA_TMP/ping.out")"
+ztna_log "after the reload: $(tr '\n' ' ' <"$ZTNA_TMP/ping.out")"
 
 ztna_pass

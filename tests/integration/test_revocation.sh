@@ -34,24 +34,8 @@ ztna_wait_tcp_listener agent2 "$web2"
 agent1_addr=$(ztna_json agent1 | jq -r .listen)
 agent2_addr=$(ztna_json agent2 | jq -r .listen)
 
-log_has() {
-  grep -qE -- "$2" "$(ztna_logfile "$1")"
-}
-# log_ms NAME PATTERN: the time (ms since the epoch) of NAME's first log line matching PATTERN.
-log_ms() {
-  local line
-  line=$(grep -E -m1 -- "$2" "$(ztna_logfile "$1")") || return 1
-  date -d "$(cut -d' ' -f1 <<<"$line" | tr T ' ')" +%s%3N
-}
-# within_1s T0_MS NAME PATTERN: wait for NAME's log line matching PATTERN, whose timestamp must
-# be at most 1 s (scaled) after T0_MS.
-within_1s() {
-  local t0=$1 t
-  ztna_wait_for 5 "$2 log: $3" log_has "$2" "$3"
-  t=$(log_ms "$2" "$3")
-  ztna_log "$2, $((t - t0)) ms after SIGHUP: $(grep -m1 -E -- "$3" "$(ztna_logfile "$2")" | cut -d' ' -f4-)"
-  ((t - t0 <= 1000 * ZTNA_TIME_SCALE)) || ztna_fail "$2 logged it $((t - t0)) ms after SIGHUP: $3"
-}
+log_has() { ztna_log_has "$@"; }
+within_1s() { ztna_log_within_1s "$@"; }
 
 # Two slow transfers, one per agent. Plain background jobs, bounded by --max-time; the test
 # waits for each one.
