@@ -15,8 +15,10 @@
 #   Then a reload with a broken (truncated) CRL: all three daemons log the error, reload_failures rises,
 #   and the old CRL stays in force (the intermediate still lists 1 revoked certificate, and a fresh
 #   ztna-agent with agent1's certificate is still refused as revoked), agent2 still works.
-#   Last, conn1 is revoked during a transfer of agent2's: on SIGHUP, agent2 closes its live session
-#   with conn1 and the intermediate closes conn1's control connection, each within 1 s.
+#   Then conn1 is revoked during a transfer of agent2's: on SIGHUP, agent2 closes its live session
+#   with conn1 and the intermediate closes conn1's control connection, each within 1 s. Last, the
+#   intermediate's certificate is revoked (make-certs --revoke-intermediate): on its SIGHUP agent2
+#   drops its control connection within 1 s and refuses the intermediate from then on.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -178,5 +180,19 @@ wait "$curl3" || rc=$?
 ztna_log "agent2's transfer from the revoked connector cut after $(ztna_file_size "$ZTNA_TMP/big3.out") bytes (curl exit $rc)"
 ztna_jq agent2 '.control.state == "connected"' >/dev/null ||
   ztna_fail "agent2 lost its own control connection: $(ztna_json agent2 | jq -c .control)"
+
+# --- A revoked intermediate: the agent drops its control connection within 1 s of its SIGHUP and
+# refuses the intermediate's certificate from then on.
+"$ZTNA_MAKE_CERTS" --out "$ZTNA_CERTS" --revoke-intermediate >"$ZTNA_TMP/logs/make-certs-revoke3.out" 2>&1 ||
+  ztna_fail "make-certs --revoke-intermediate failed: $(cat "$ZTNA_TMP/logs/make-certs-revoke3.out")"
+ztna_log "$(grep 'revoked intermediate' "$ZTNA_TMP/logs/make-certs-revoke3.out")"
+t_hup=$(ztna_now_ms)
+ztna_sighup agent2
+within_1s "$t_hup" agent2 "control: the intermediate's certificate is revoked \(reloaded CRL\); closing"
+ztna_wait_for 15 "agent2 log: the intermediate's certificate refused as revoked" \
+  log_has agent2 "refused the intermediate's certificate from .*: certificate revoked \(listed in the CRL\) \(revoked\)"
+ztna_wait_json agent2 5 "agent2 counts the refusal" '.handshake_refusals.revoked >= 2'
+ztna_assert_never 2 "agent2 connected to the revoked intermediate" ztna_jq agent2 '.control.state == "connected"'
+ztna_log "agent2: $(ztna_json agent2 | jq -c '{control: (.control | {state, last_error}), revoked: .handshake_refusals.revoked}')"
 
 ztna_pass
