@@ -66,8 +66,10 @@ TOML
 t_hup=$(ztna_now_ms)
 ztna_sighup intermediate
 ztna_log_within_1s "$t_hup" intermediate "session $sid closed by the new policy: agent 'agent1' may no longer reach 'web'"
-ztna_log_within_1s "$t_hup" agent1 "session $sid with connector 'conn1' for 'web' ended: intermediate closed it: not authorized"
-ztna_log_within_1s "$t_hup" conn1 "session $sid with agent 'agent1' ended: intermediate closed it: not authorized"
+# Each end hears it from the intermediate or, on the direct path, first from the other end's
+# CONNECTION_CLOSE: either way the session ends.
+ztna_log_within_1s "$t_hup" agent1 "session $sid with connector 'conn1' for 'web' ended: "
+ztna_log_within_1s "$t_hup" conn1 "session $sid with agent 'agent1' ended: "
 ztna_wait_json agent1 5 "agent1 has no session" '.sessions | length == 0'
 ztna_wait_json conn1 5 "conn1 has no session" '.sessions | length == 0'
 ztna_jq intermediate '.sessions | length == 0' >/dev/null ||
