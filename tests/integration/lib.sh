@@ -118,6 +118,26 @@ ztna_log_within_1s() {
   ((t - t0 <= 1000 * ZTNA_TIME_SCALE)) || ztna_fail "$2 logged it $((t - t0)) ms after SIGHUP: $3"
 }
 
+# ztna_start_recording_backend NAME:tcp|udp ...: one process (tests/tools/recording_backend.py)
+# that, for each NAME, listens on a free loopback port (written to $ZTNA_TMP/recorded/NAME.port)
+# and counts every TCP connection it accepts or UDP datagram it receives; TCP connections get a
+# small HTTP answer ("recorded by backend NAME"). For tests that must prove a backend was never
+# reached.
+ztna_start_recording_backend() {
+  local dir=$ZTNA_TMP/recorded spec
+  mkdir -p "$dir"
+  ztna_spawn backends 0 "$ZTNA_PYTHON" "$ZTNA_REPO/tests/tools/recording_backend.py" "$dir" "$@"
+  for spec in "$@"; do
+    ztna_wait_for 10 "recording backend ${spec%%:*} up" test -s "$dir/${spec%%:*}.port"
+  done
+}
+
+# ztna_recorded NAME: how many connections (or datagrams) recording backend NAME has seen.
+ztna_recorded() {
+  local f=$ZTNA_TMP/recorded/$1.count
+  if [[ -s $f ]]; then cat "$f"; else echo 0; fi
+}
+
 # ztna_file_size FILE: its size in bytes, 0 while it does not exist (a download not started yet).
 ztna_file_size() {
   stat -c %s "$1" 2>/dev/null || echo 0

@@ -33,61 +33,11 @@ services = ["web"]
 TOML
 ztna_make_certs --agent agent2
 rec=$ZTNA_TMP/recorded
-mkdir -p "$rec"
 
-# The recording backend: counts every TCP connection it accepts in $rec/web.count and answers
-# each with a small HTTP response.
-cat >"$ZTNA_TMP/recording_backend.py" <<'EOF'
-"""Records every TCP connection that reaches it."""
-import os, signal, socket, sys, threading
-
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-out, name = sys.argv[1], sys.argv[2]
-lock = threading.Lock()
-count = 0
-
-
-def write(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.rename(path + ".tmp", path)
-
-
-def answer(c):
-    with c:
-        c.settimeout(10)
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            body = f"recorded by backend {name}\n".encode()
-            c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-        except OSError:
-            pass
-
-
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-write(os.path.join(out, name + ".port"), str(s.getsockname()[1]))
-while True:
-    c, peer = s.accept()
-    with lock:
-        count += 1
-        write(os.path.join(out, name + ".count"), str(count))
-    print(f"{name}: #{count} from {peer[0]}:{peer[1]}", flush=True)
-    threading.Thread(target=answer, args=(c,), daemon=True).start()
-EOF
-ztna_spawn backend 0 "$ZTNA_PYTHON" "$ZTNA_TMP/recording_backend.py" "$rec" web
-ztna_wait_for 10 "recording backend up" test -s "$rec/web.port"
+ztna_start_recording_backend web:tcp
 backend_port=$(cat "$rec/web.port")
 
-seen() {
-  if [[ -s $rec/web.count ]]; then cat "$rec/web.count"; else echo 0; fi
-}
+seen() { ztna_recorded web; }
 served=0 # connections the backend must have recorded so far
 expect_backend() {
   [[ $(seen) == "$served" ]] || ztna_fail "$1: the backend recorded $(seen) connection(s), expected $served"
