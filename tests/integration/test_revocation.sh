@@ -167,10 +167,13 @@ sid2=$(ztna_json agent2 | jq -r '.sessions[0].session_id')
 "$ZTNA_MAKE_CERTS" --out "$ZTNA_CERTS" --revoke-connector conn1 >"$ZTNA_TMP/logs/make-certs-revoke2.out" 2>&1 ||
   ztna_fail "make-certs --revoke-connector conn1 failed: $(cat "$ZTNA_TMP/logs/make-certs-revoke2.out")"
 kill -0 "$curl3" 2>/dev/null || ztna_fail "agent2's third transfer ended before the revocation was loaded"
+# One at a time: signalled together, the intermediate may close the session before the agent
+# has read its own CRL, and the agent's own enforcement would go unseen.
 t_hup=$(ztna_now_ms)
 ztna_sighup agent2
-ztna_sighup intermediate
 within_1s "$t_hup" agent2 "refused live session $sid2 from .*: certificate revoked \(listed in the reloaded CRL\) \(revoked\)"
+t_hup=$(ztna_now_ms)
+ztna_sighup intermediate
 within_1s "$t_hup" intermediate "refused live control connection of connector 'conn1' from .*: certificate revoked \(listed in the reloaded CRL\) \(revoked\)"
 ztna_wait_json agent2 5 "agent2 has no session left" '.sessions | length == 0'
 ztna_wait_json intermediate 5 "conn1 gone" '[.peers[] | select(.role == "connector")] | length == 0'
