@@ -2,6 +2,7 @@
 
 #include "io/clock.hpp"
 #include "io/json_text.hpp"
+#include "io/session_watch.hpp"
 #include "relay/relay_path.hpp"
 #include "wire/datagram_frame.hpp"
 #include "wire/relay_frame.hpp"
@@ -29,8 +30,9 @@ Agent::Agent(boost::asio::io_context& io, AgentOptions options)
                                           {},
                                           &refusals_},
                io::ControlClient::Listener{
-                   nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
-                   [this](const std::string& why) { end_all("control connection lost: " + why); }}),
+                   [this] { on_control_connected(); },
+                   [this](const wire::ControlMessage& m) { on_control_message(m); },
+                   [this](const std::string& why) { on_control_lost(why); }}),
       sweep_timer_(io) {
   for (auto& spec : options_.exposes)
     listeners_.push_back(std::make_unique<LocalListener>(
@@ -150,6 +152,18 @@ void Agent::on_control_message(const wire::ControlMessage& m) {
     return end_session(closed->session_id,
                        std::string("intermediate closed it: ") + wire::to_string(closed->code),
                        false);
+  if (auto* resumed = std::get_if<wire::SessionResumed>(&m)) return on_session_resumed(*resumed);
+  if (auto* lost = std::get_if<wire::PeerLost>(&m)) {
+    if (auto it = sessions_.find(lost->session_id); it != sessions_.end()) {
+      auto& s = *it->second;
+      s.liveness().set_relay(session::RelayState::PeerLost, io::now());
+      spdlog::warn("session {:016x}: connector '{}' lost its control connection; {}", s.id(),
+                   s.connector(),
+                   io::on_direct_path(s.quic()) ? "the direct path carries on"
+                                                : "waiting for it to come back");
+    }
+    return;
+  }
   if (auto* c = std::get_if<wire::Candidates>(&m)) {
     if (auto it = sessions_.find(c->session_id); it != sessions_.end() && it->second->paths())
       it->second->paths()->on_candidates(*c);
@@ -167,7 +181,8 @@ void Agent::on_control_message(const wire::ControlMessage& m) {
 TunnelSession& Agent::create_session(const wire::SessionReady& m, const std::string& service) {
   uint64_t id = m.session_id;
   auto session = std::make_unique<TunnelSession>(
-      id, m.connector, service, m.authorization, [this, id](std::span<const uint8_t> d) {
+      id, m.connector, service, m.authorization, options_.intermediate,
+      [this, id](std::span<const uint8_t> d) {
         if (auto p = wire::parse_ping(d)) {
           if (p->pong) on_pong(id, p->id);
           return;
@@ -187,10 +202,10 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m, const std::str
   cfg.keepalive = std::chrono::seconds(10);
   cfg.max_bidi_streams = 0;
   cfg.reset_secret = endpoint_.reset_secret();
-  quic::Path path{relay_local_address(), options_.intermediate};
+  const quic::Path path = session->relay_path();
   // In the endpoint's router: on a direct path the connector's packets arrive on our socket.
-  auto peer = std::make_unique<io::QuicPeer>(io_, &endpoint_.router(),
-                                             endpoint_.session_transmit(id, options_.intermediate));
+  auto peer =
+      std::make_unique<io::QuicPeer>(io_, &endpoint_.router(), endpoint_.session_transmit(id));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
   peer->set_path_mapper([s = session.get()](const quic::Path& p) { return s->map_inbound(p); });
   std::string error;
@@ -317,7 +332,7 @@ void Agent::on_pong(uint64_t session_id, uint64_t ping_id) {
   if (it == pings_.end() || !it->second.in_flight || s == sessions_.end()) return;
   const auto rtt = std::chrono::steady_clock::now() - it->second.sent;
   const auto& path = s->second->quic().last_receive_path();
-  const bool direct = !(path.local == relay_local_address());
+  const bool direct = !is_relay_local(path.local);
   it->second.reply(io::json_text(
       nlohmann::json{{"service", it->second.service},
                      {"connector", s->second->connector()},
@@ -368,16 +383,66 @@ void Agent::end_session(uint64_t id, const std::string& why, bool tell_intermedi
   sessions_.erase(it);
 }
 
-void Agent::end_all(const std::string& why) {
-  while (!sessions_.empty())
-    end_session(sessions_.begin()->first, why, false);
+// Sessions outlive the control connection (DESIGN D10): a direct one carries on untouched, a
+// relayed one waits for a relay (SessionResumed) or for its own idle timeout. Requests not
+// answered yet cannot be: their connections are dropped.
+void Agent::on_control_lost(const std::string& why) {
+  size_t direct = 0;
+  for (auto& [id, s] : sessions_) {
+    s->liveness().set_relay(session::RelayState::Unbound, io::now());
+    direct += io::on_direct_path(s->quic());
+  }
+  if (!sessions_.empty())
+    spdlog::warn("control connection lost ({}): {} session(s) carry on, {} of them on a direct "
+                 "path; the others wait for the relay",
+                 why, sessions_.size(), direct);
   for (auto& [service, r] : requests_)
-    spdlog::warn("'{}': dropping {} waiting connection(s): {}", service, r.connections.size(), why);
+    spdlog::warn("'{}': dropping {} waiting connection(s): control connection lost: {}", service,
+                 r.connections.size(), why);
   requests_.clear();
+}
+
+// Registered again: every live session is announced, so that the intermediate (the same one
+// restarted, or another) re-authorizes it and binds its relay (docs/protocol.md §6.2). A session
+// whose handshake had not completed cannot be resumed: it ends.
+void Agent::on_control_connected() {
+  std::vector<uint64_t> unfinished;
+  for (auto& [id, s] : sessions_) {
+    if (!s->established()) {
+      unfinished.push_back(id);
+      continue;
+    }
+    control_.send(wire::ResumeSession{id, s->connector(), s->service()});
+  }
+  for (auto id : unfinished)
+    end_session(id, "the control connection was lost during its handshake", false);
+  if (!sessions_.empty())
+    spdlog::info("control: announced {} live session(s) to the intermediate", sessions_.size());
+}
+
+void Agent::on_session_resumed(const wire::SessionResumed& m) {
+  auto it = sessions_.find(m.session_id);
+  if (it == sessions_.end()) return;
+  auto& s = *it->second;
+  s.liveness().set_relay(session::RelayState::Bound, io::now());
+  if (io::on_direct_path(s.quic())) {
+    spdlog::info("session {:016x}: relay bound again (the session stays on its direct path)",
+                 s.id());
+    return;
+  }
+  spdlog::info("session {:016x}: relay bound again; moving the session onto it", s.id());
+  s.move_to_relay(options_.intermediate);
 }
 
 void Agent::sweep() {
   auto now = std::chrono::steady_clock::now();
+  // A dead connector is noticed within seconds, not at the 30 s idle timeout (DESIGN D10).
+  std::vector<std::pair<uint64_t, std::string>> dead;
+  for (auto& [id, s] : sessions_)
+    if (auto why = io::watch_session(s->liveness(), s->quic(), s->busy()))
+      dead.emplace_back(id, *why);
+  for (auto& [id, why] : dead)
+    end_session(id, "connector unreachable: " + why, true);
   for (auto it = requests_.begin(); it != requests_.end();) {
     if (now - it->second.sent > kRequestTimeout) {
       counters_.connections_timed_out += it->second.connections.size();
@@ -464,6 +529,8 @@ nlohmann::json Agent::status() const {
                       {"services", nlohmann::json::array({s->service()})},
                       {"path", direct ? "direct" : "relay"},
                       {"state", s->established() ? "established" : "handshaking"},
+                      {"relay", session::to_string(s->liveness().relay())},
+                      {"silent_ms", s->liveness().silent_for(io::now()) / 1'000'000},
                       {"open_streams", s->open_streams()}};
     if (s->quic().attached()) {
       auto st = s->quic().conn().stats();

@@ -90,7 +90,9 @@ private:
   void update_candidates();
   TunnelSession& create_session(const wire::SessionReady& m, const std::string& service);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
-  void end_all(const std::string& why);
+  void on_control_lost(const std::string& why);
+  void on_control_connected();
+  void on_session_resumed(const wire::SessionResumed& m);
   void sweep();
 
   boost::asio::io_context& io_;

@@ -9,9 +9,11 @@
 namespace ztna {
 
 TunnelSession::TunnelSession(uint64_t id, std::string connector, std::string service,
-                             std::vector<uint8_t> authorization, DatagramHandler on_datagram)
+                             std::vector<uint8_t> authorization, const Address& intermediate,
+                             DatagramHandler on_datagram)
     : id_(id), connector_(std::move(connector)), service_(std::move(service)),
-      authorization_(std::move(authorization)), on_datagram_(std::move(on_datagram)) {}
+      authorization_(std::move(authorization)), on_datagram_(std::move(on_datagram)),
+      relay_path_{relay_local_address(1), intermediate}, liveness_({}, io::now()) {}
 
 TunnelSession::~TunnelSession() {
   *alive_ = false;
@@ -29,7 +31,7 @@ void TunnelSession::on_handshake_confirmed() {
 }
 
 void TunnelSession::on_path_validated(const quic::Path& path, bool success) {
-  const bool direct = !(path.local == relay_local_address());
+  const bool direct = !is_relay_local(path.local);
   if (direct && success) on_direct_ = path.local == last_direct_.local && path.remote == last_direct_.remote;
   if (paths_) defer([this, direct, success] { paths_->on_path_validated(direct, success); });
 }
@@ -53,21 +55,28 @@ void TunnelSession::move_to_direct(const Address& remote) {
 
 void TunnelSession::move_to_relay(const Address& intermediate) {
   on_direct_ = false;
+  // Port 0 is never a relay path: after 65535 moves, start again at 1.
+  relay_generation_ = relay_generation_ == UINT16_MAX ? 1 : relay_generation_ + 1;
+  relay_path_ = {relay_local_address(relay_generation_), intermediate};
   std::string error;
-  if (!quic_->conn().migrate({relay_local_address(), intermediate}, false, io::now(), error))
-    spdlog::warn("session {:016x}: cannot migrate back to the relay: {}", id_, error);
+  if (!quic_->conn().migrate(relay_path_, false, io::now(), error))
+    spdlog::warn("session {:016x}: cannot migrate onto the relay: {}", id_, error);
   quic_->schedule_flush();
 }
 
 quic::Path TunnelSession::map_inbound(const quic::Path& arrived) const {
-  if (arrived.local == relay_local_address()) {
+  if (is_relay_local(arrived.local)) {
     // After each migration the connector's ngtcp2 validates the path it left (the relay), and
     // it will not move back onto that path while the validation runs (up to seconds). Our
     // ngtcp2 ignores packets from a path that is not current, so while we are direct, relay
     // packets are handed over as the current path's: the PATH_RESPONSE goes out on the direct
     // path (ngtcp2 0.12.1 servers match the data, not the path) and a fallback is followed at
     // once.
-    return on_direct_ ? last_direct_ : arrived;
+    if (on_direct_) return last_direct_;
+    // On the relay: the relay path ngtcp2 is on (a failed validation of a new relay path takes
+    // it back to the one before).
+    const auto& current = quic_->conn().path();
+    return is_relay_local(current.local) ? current : relay_path_;
   }
   if (arrived.remote == last_direct_.remote) return last_direct_; // the hot path: no lookup
   auto it = direct_locals_.find(arrived.remote.to_string());
@@ -75,7 +84,7 @@ quic::Path TunnelSession::map_inbound(const quic::Path& arrived) const {
 }
 
 double TunnelSession::relay_rtt_ms() const {
-  if (quic_ && quic_->attached() && quic_->conn().path().local == relay_local_address())
+  if (quic_ && quic_->attached() && is_relay_local(quic_->conn().path().local))
     return quic_->conn().stats().smoothed_rtt_ms;
   return relay_rtt_ms_;
 }

@@ -7,6 +7,7 @@
 #include "io/quic_peer.hpp"
 #include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
+#include "session/liveness.hpp"
 
 #include <boost/asio.hpp>
 
@@ -24,8 +25,10 @@ public:
   using tcp = boost::asio::ip::tcp;
   using DatagramHandler = std::function<void(std::span<const uint8_t> payload)>;
 
+  // The session starts on the relay through `intermediate`.
   TunnelSession(uint64_t id, std::string connector, std::string service,
-                std::vector<uint8_t> authorization, DatagramHandler on_datagram);
+                std::vector<uint8_t> authorization, const Address& intermediate,
+                DatagramHandler on_datagram);
   ~TunnelSession() override;
 
   uint64_t id() const { return id_; }
@@ -39,10 +42,13 @@ public:
   const io::PathDriver* paths() const { return paths_.get(); }
 
   // Migrations the path layer asks for (RFC 9000 §9). A direct path gets a virtual local
-  // address of its own so that ngtcp2 sees a new path; the relay path keeps
-  // relay_local_address().
+  // address of its own so that ngtcp2 sees a new path. Each move onto the relay opens a new relay
+  // path (the next relay_local_address()), validated: so does a relay that came back after the
+  // control plane was lost (DESIGN D10), and the flow restarts at once.
   void move_to_direct(const Address& remote);
   void move_to_relay(const Address& intermediate);
+  // The relay path the session uses (or falls back to).
+  const quic::Path& relay_path() const { return relay_path_; }
   // The path ngtcp2 knows a packet by: direct packets arrive on the real socket.
   quic::Path map_inbound(const quic::Path& arrived) const;
   // Smoothed RTT last measured on the relay path (ms), kept across upgrades for status.
@@ -51,6 +57,10 @@ public:
   const io::QuicPeer& quic() const { return *quic_; }
   bool established() const { return quic_ && quic_->conn().handshake_completed(); }
   size_t open_streams() const { return splices_.size(); }
+  // Streams open or waiting for one: the session must notice a dead peer at once.
+  bool busy() const { return !splices_.empty() || !waiting_.empty(); }
+  session::Liveness& liveness() { return liveness_; }
+  const session::Liveness& liveness() const { return liveness_; }
   size_t waiting_connections() const { return waiting_.size(); }
   uint64_t streams_rejected() const { return streams_rejected_; }
 
@@ -82,6 +92,9 @@ private:
   DatagramHandler on_datagram_;
   std::unique_ptr<io::QuicPeer> quic_;
   std::unique_ptr<io::PathDriver> paths_;
+  quic::Path relay_path_;
+  uint16_t relay_generation_ = 1;
+  session::Liveness liveness_;
   std::map<std::string, Address> direct_locals_; // remote -> our virtual local address for it
   uint16_t next_direct_port_ = 1;
   quic::Path last_direct_; // the direct path most recently migrated to

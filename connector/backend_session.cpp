@@ -15,7 +15,8 @@ constexpr size_t kMaxWaitingDatagrams = 16; // per flow, while its backend's nam
 
 BackendSession::BackendSession(boost::asio::io_context& io, session::GateConfig gate,
                                SocketBudget& budget, ConnectorCounters& counters)
-    : io_(io), gate_(std::move(gate)), budget_(budget), counters_(counters) {}
+    : io_(io), gate_(std::move(gate)), budget_(budget), counters_(counters),
+      liveness_({}, io::now()) {}
 
 BackendSession::~BackendSession() {
   *alive_ = false;

@@ -9,6 +9,7 @@
 #include "io/quic_peer.hpp"
 #include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
+#include "session/liveness.hpp"
 #include "session/session_gate.hpp"
 
 #include <boost/asio.hpp>
@@ -59,6 +60,10 @@ public:
   io::PathDriver* paths() { return paths_.get(); }
   std::chrono::steady_clock::time_point created() const { return created_; }
   size_t open_streams() const { return splices_.size(); }
+  bool busy() const { return !splices_.empty(); }
+  // Whether the agent is still there (DESIGN D10); fed by the connector's sweep.
+  session::Liveness& liveness() { return liveness_; }
+  const session::Liveness& liveness() const { return liveness_; }
   size_t udp_flows() const { return flows_.size(); }
   // Drops UDP flows idle for longer than `idle`.
   void expire_flows(std::chrono::steady_clock::time_point now, std::chrono::seconds idle);
@@ -96,6 +101,7 @@ private:
   size_t sockets_ = 0; // backend sockets this session holds (or is connecting)
   ConnectorCounters& counters_;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
+  session::Liveness liveness_;
   std::unique_ptr<io::PathDriver> paths_;
   std::unique_ptr<io::QuicPeer> quic_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;

@@ -1,6 +1,7 @@
 #include "connector.hpp"
 
 #include "io/clock.hpp"
+#include "io/session_watch.hpp"
 #include "relay/relay_path.hpp"
 #include "wire/relay_frame.hpp"
 
@@ -49,10 +50,9 @@ Connector::Connector(boost::asio::io_context& io, ConnectorOptions options)
                                           wire::Role::Connector, names(options_.services),
                                           &refusals_},
                io::ControlClient::Listener{
-                   nullptr, [this](const wire::ControlMessage& m) { on_control_message(m); },
-                   [this](const std::string& why) {
-                     end_all_sessions("control connection lost: " + why);
-                   }}),
+                   [this] { on_control_connected(); },
+                   [this](const wire::ControlMessage& m) { on_control_message(m); },
+                   [this](const std::string& why) { on_control_lost(why); }}),
       sweep_timer_(io) {
   for (auto& s : options_.services) {
     // Deny by default here too: a service nobody may reach is a mistake worth stopping for.
@@ -100,6 +100,21 @@ void Connector::on_control_message(const wire::ControlMessage& m) {
   if (auto* closed = std::get_if<wire::SessionClosed>(&m)) {
     end_session(closed->session_id,
                 std::string("intermediate closed it: ") + wire::to_string(closed->code), false);
+    return;
+  }
+  if (auto* resumed = std::get_if<wire::SessionResumed>(&m)) {
+    if (auto it = sessions_.find(resumed->session_id); it != sessions_.end()) {
+      it->second->liveness().set_relay(session::RelayState::Bound, io::now());
+      spdlog::info("session {:016x}: relay bound again", resumed->session_id);
+    }
+    return;
+  }
+  if (auto* lost = std::get_if<wire::PeerLost>(&m)) {
+    if (auto it = sessions_.find(lost->session_id); it != sessions_.end()) {
+      it->second->liveness().set_relay(session::RelayState::PeerLost, io::now());
+      spdlog::warn("session {:016x}: agent '{}' lost its control connection", lost->session_id,
+                   it->second->agent());
+    }
     return;
   }
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
@@ -158,8 +173,8 @@ void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram)
     return;
   }
   auto& s = *it->second;
-  quic::Path path{relay_local_address(), options_.intermediate};
   if (!s.quic()) return start_session(s, frame->payload);
+  const quic::Path path{relay_local_address(), options_.intermediate};
   s.quic()->receive(path, frame->payload);
 }
 
@@ -190,8 +205,8 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
   uint64_t id = s.id();
   // In the endpoint's router: once the agent moves the session to a direct path, its packets
   // arrive on our socket (RFC 9000 §9.3: the server follows the client's migration).
-  auto peer = std::make_unique<io::QuicPeer>(io_, &endpoint_.router(),
-                                             endpoint_.session_transmit(id, options_.intermediate));
+  auto peer =
+      std::make_unique<io::QuicPeer>(io_, &endpoint_.router(), endpoint_.session_transmit(id));
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
   s.set_quic(std::move(peer));
   s.set_credentials({&tls_, &refusals_});
@@ -226,9 +241,35 @@ void Connector::end_session(uint64_t id, const std::string& why, bool tell_inter
   sessions_.erase(it);
 }
 
-void Connector::end_all_sessions(const std::string& why) {
-  while (!sessions_.empty())
-    end_session(sessions_.begin()->first, why, false);
+// Sessions outlive the control connection (DESIGN D10): they carry on on a direct path, or wait
+// for the relay to be bound again.
+void Connector::on_control_lost(const std::string& why) {
+  size_t direct = 0;
+  for (auto& [id, s] : sessions_) {
+    s->liveness().set_relay(session::RelayState::Unbound, io::now());
+    direct += s->quic() && io::on_direct_path(*s->quic());
+  }
+  if (!sessions_.empty())
+    spdlog::warn("control connection lost ({}): {} session(s) carry on, {} of them on a direct "
+                 "path; the others wait for the relay",
+                 why, sessions_.size(), direct);
+}
+
+// Registered again: every live session is announced (docs/protocol.md §6.2). Offers whose
+// handshake had not completed cannot be resumed: they end.
+void Connector::on_control_connected() {
+  std::vector<uint64_t> unfinished;
+  for (auto& [id, s] : sessions_) {
+    if (!s->quic() || !s->quic()->conn().handshake_completed()) {
+      unfinished.push_back(id);
+      continue;
+    }
+    control_.send(wire::ResumeSession{id, s->agent(), s->service()});
+  }
+  for (auto id : unfinished)
+    end_session(id, "the control connection was lost before its handshake completed", false);
+  if (!sessions_.empty())
+    spdlog::info("control: announced {} live session(s) to the intermediate", sessions_.size());
 }
 
 void Connector::reload() {
@@ -278,6 +319,13 @@ void Connector::sweep() {
   }
   for (auto id : stale)
     end_session(id, "the agent never started the handshake", true);
+  // A dead agent is noticed within seconds (DESIGN D10): its backends are let go.
+  std::vector<std::pair<uint64_t, std::string>> dead;
+  for (auto& [id, s] : sessions_)
+    if (auto* q = s->quic())
+      if (auto why = io::watch_session(s->liveness(), *q, s->busy())) dead.emplace_back(id, *why);
+  for (auto& [id, why] : dead)
+    end_session(id, "agent unreachable: " + why, true);
   for (auto id : unauthorized) {
     counters_.authorizations_missing++;
     if (auto* q = sessions_[id]->quic())
@@ -286,8 +334,8 @@ void Connector::sweep() {
     end_session(id, "the agent presented no authorization in time", true);
   }
   // A new interface (or a lost one) changes our host candidates: look every 5 s.
-  if (++sweeps_ % 5 == 0) update_candidates();
-  sweep_timer_.expires_after(std::chrono::seconds(1));
+  if (++sweeps_ % 20 == 0) update_candidates();
+  sweep_timer_.expires_after(std::chrono::milliseconds(250));
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep();
   });
@@ -327,12 +375,14 @@ nlohmann::json Connector::status() const {
     if (auto* q = session.quic()) {
       // The agent moves the session; we follow. The current QUIC path tells which one it is.
       const auto current = q->conn().path();
-      const bool direct = !(current.local == relay_local_address());
+      const bool direct = io::on_direct_path(*q);
       js["path"] = direct ? "direct" : "relay";
       js["paths"]["active"] = js["path"];
       if (direct) js["paths"]["direct_remote"] = current.remote.to_string();
       auto st = q->conn().stats();
       js["state"] = q->conn().handshake_completed() ? "established" : "handshaking";
+      js["relay"] = session::to_string(s->liveness().relay());
+      js["silent_ms"] = s->liveness().silent_for(io::now()) / 1'000'000;
       js["rtt_ms"] = st.smoothed_rtt_ms;
       js["bytes_sent"] = st.stream_bytes_sent;
       js["bytes_received"] = st.stream_bytes_received;

@@ -44,7 +44,8 @@ private:
   void on_relay(const Address& from, std::span<const uint8_t> datagram);
   void start_session(BackendSession& s, std::span<const uint8_t> initial_packet);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
-  void end_all_sessions(const std::string& why);
+  void on_control_lost(const std::string& why);
+  void on_control_connected();
   void on_stun(const Address& from, std::span<const uint8_t> datagram);
   void update_candidates();
   void sweep();

@@ -346,7 +346,7 @@ nlohmann::json Intermediate::status() const {
                              {"agent", s.agent},
                              {"connector", s.connector},
                              {"service", s.service},
-                             {"state", s.accepted ? "relaying" : "offered"},
+                             {"state", s.state},
                              {"relayed_bytes", s.relayed_bytes}});
   const auto& b = broker_->counters();
   const auto& e = endpoint_.counters();
@@ -372,6 +372,11 @@ nlohmann::json Intermediate::status() const {
                    {"sessions_rejected", b.sessions_rejected},
                    {"sessions_denied", b.sessions_denied},
                    {"sessions_closed_by_policy", b.sessions_closed_by_policy},
+                   {"sessions_orphaned", b.sessions_orphaned},
+                   {"sessions_resumed", b.sessions_resumed},
+                   {"resumes_refused", b.resumes_refused},
+                   {"resumes_denied", b.resumes_denied},
+                   {"resumes_expired", b.resumes_expired},
                    {"services_refused", b.services_refused},
                    {"hello_role_mismatch", b.hello_role_mismatch},
                    {"requests_over_limit", b.requests_over_limit},

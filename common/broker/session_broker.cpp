@@ -44,6 +44,22 @@ policy::Principal SessionBroker::principal(const Peer& p) {
   return {p.identity.name, p.identity.groups};
 }
 
+SessionBroker::Session SessionBroker::new_session(uint64_t id, const std::string& service,
+                                                  Now now) const {
+  return Session{id,
+                 0,
+                 0,
+                 {},
+                 {},
+                 0,
+                 false,
+                 service,
+                 now.mono,
+                 0,
+                 RateLimiter(config_.candidates_per_second, config_.candidates_burst),
+                 RateLimiter(config_.candidates_per_second, config_.candidates_burst)};
+}
+
 uint64_t SessionBroker::new_session_id() {
   // Unpredictable (a guessed id is worth nothing without the relay binding and the
   // authorization, but it must not be guessable either), never 0, never one in use.
@@ -52,6 +68,14 @@ uint64_t SessionBroker::new_session_id() {
     config_.random({reinterpret_cast<uint8_t*>(&v), sizeof v});
     if (v != 0 && !sessions_.count(v)) return v;
   }
+}
+
+void SessionBroker::send(PeerId to, wire::ControlMessage m) {
+  actions_.emplace_back(std::in_place_type<Send>, Send{to, std::move(m)});
+}
+
+void SessionBroker::log(LogLevel level, std::string line) {
+  actions_.emplace_back(std::in_place_type<Log>, Log{level, std::move(line)});
 }
 
 std::vector<Action> SessionBroker::take_actions() {
@@ -101,6 +125,7 @@ void SessionBroker::on_message(PeerId id, const wire::ControlMessage& m, Now now
     return on_session_accept(*peer, *acc, now);
   if (auto* closed = std::get_if<wire::SessionClosed>(&m)) return on_session_closed(*peer, *closed);
   if (auto* cands = std::get_if<wire::Candidates>(&m)) return on_candidates(*peer, *cands, now);
+  if (auto* resume = std::get_if<wire::ResumeSession>(&m)) return on_resume(*peer, *resume, now);
   counters_.control_messages_unexpected++;
   log(LogLevel::Warn, peer->identity.describe() + ": unexpected " + wire::message_name(m) +
                           " message, ignored");
@@ -222,16 +247,12 @@ void SessionBroker::on_open_session(Peer& agent, const wire::OpenSession& m, Now
         "session request from " + agent.identity.describe() + " rejected: " + reason);
     return reject(agent, m.request_id, wire::ErrorCode::NoConnector, reason);
   }
-  Session s{new_session_id(),
-            agent.id,
-            connector->id,
-            m.service,
-            m.request_id,
-            false,
-            now.mono,
-            0,
-            RateLimiter(config_.candidates_per_second, config_.candidates_burst),
-            RateLimiter(config_.candidates_per_second, config_.candidates_burst)};
+  Session s = new_session(new_session_id(), m.service, now);
+  s.agent = agent.id;
+  s.connector = connector->id;
+  s.agent_name = agent.identity.name;
+  s.connector_name = connector->identity.name;
+  s.request_id = m.request_id;
   agent.sessions++;
   connector->sessions++;
   log(LogLevel::Info, "session " + hex16(s.id) + ": " + agent.identity.describe() + " wants '" +
@@ -293,7 +314,7 @@ void SessionBroker::on_candidates(Peer& peer, const wire::Candidates& m, Now now
   auto it = sessions_.find(m.session_id);
   const bool is_end =
       it != sessions_.end() && (it->second.agent == peer.id || it->second.connector == peer.id);
-  if (!is_end || !it->second.accepted) {
+  if (!is_end || !it->second.accepted || it->second.waiting()) {
     counters_.candidates_unauthorized++;
     log(LogLevel::Warn, peer.identity.describe() + ": candidates for session " +
                             hex16(m.session_id) + ", which it is not part of; dropped");
@@ -352,15 +373,142 @@ void SessionBroker::on_address_change(PeerId id, const Address& now_seen) {
   if (peer->registered) send(id, wire::ObservedAddress{now_seen});
 }
 
-void SessionBroker::on_disconnected(PeerId id, Now) {
-  if (!find(id)) return;
-  std::vector<uint64_t> ended;
-  for (const auto& [sid, s] : sessions_)
-    if (s.agent == id || s.connector == id) ended.push_back(sid);
+void SessionBroker::on_disconnected(PeerId id, Now now) {
+  Peer* peer = find(id);
+  if (!peer) return;
+  std::vector<uint64_t> ended, gone;
+  for (auto& [sid, s] : sessions_) {
+    if (s.agent != id && s.connector != id) continue;
+    if (!s.accepted) {
+      ended.push_back(sid);
+      continue;
+    }
+    // A live session outlives a control connection (DESIGN D10): it waits for this end.
+    (s.agent == id ? s.agent : s.connector) = 0;
+    relay_.unbind(sid);
+    checks_.forget(sid);
+    if (s.agent == 0 && s.connector == 0) {
+      gone.push_back(sid);
+      continue;
+    }
+    if (s.orphaned_at == kNever) {
+      counters_.sessions_orphaned++;
+      s.orphaned_at = now.mono;
+    }
+    const PeerId other = s.agent ? s.agent : s.connector;
+    log(LogLevel::Info, "session " + hex16(sid) + ": " + peer->identity.describe() +
+                            " lost its control connection; relay unbound, waiting up to " +
+                            std::to_string(config_.resume_timeout.count()) +
+                            " ms for it to come back");
+    send(other, wire::PeerLost{sid});
+  }
   for (auto sid : ended)
     end_session(sid, wire::ErrorCode::SessionGone, "the other end disconnected", id);
+  for (auto sid : gone)
+    sessions_.erase(sid);
   directory_.remove(id);
   peers_.erase(id);
+}
+
+std::string SessionBroker::denial(const Peer* agent, const Peer* connector,
+                                  const std::string& service, const char* may) const {
+  if (connector && !connector->served.count(service))
+    return connector->identity.describe() + " " + may + " serve '" + service + "'";
+  if (agent) {
+    auto d = policy_->may_access(principal(*agent), service);
+    if (!d.allowed)
+      return agent->identity.describe() + " " + may + " reach '" + service + "': " + d.explain();
+  }
+  return {};
+}
+
+// An end announces a session it still holds (DESIGN D10, docs/protocol.md §4.4). Nothing is
+// taken on trust: the claim must name this peer's own identity in its role, agree with what the
+// other end claimed (or with the session we already know), and pass policy now; the relay is
+// bound only once both ends have made matching claims from their authenticated addresses.
+void SessionBroker::on_resume(Peer& peer, const wire::ResumeSession& m, Now now) {
+  const bool agent = peer.identity.role == Role::Agent;
+  auto refuse = [&](const std::string& why) {
+    counters_.resumes_refused++;
+    log(LogLevel::Warn, peer.identity.describe() + ": cannot resume session " +
+                            hex16(m.session_id) + ": " + why);
+    send(peer.id, wire::SessionClosed{m.session_id, wire::ErrorCode::SessionGone});
+  };
+  auto it = sessions_.find(m.session_id);
+  if (it != sessions_.end()) {
+    const Session& s = it->second;
+    const std::string& own_name = agent ? s.agent_name : s.connector_name;
+    const std::string& other_name = agent ? s.connector_name : s.agent_name;
+    if (!s.accepted || s.service != m.service || own_name != peer.identity.name ||
+        other_name != m.peer)
+      return refuse("it does not match the session the intermediate knows");
+  }
+  if (auto why = denial(agent ? &peer : nullptr, agent ? nullptr : &peer, m.service);
+      !why.empty()) {
+    counters_.resumes_denied++;
+    log(LogLevel::Warn, "session " + hex16(m.session_id) + " not resumed: " + why);
+    send(peer.id, wire::SessionClosed{m.session_id, wire::ErrorCode::NotAuthorized});
+    // The other end, if it is waiting for this one, hears it too.
+    if (it != sessions_.end())
+      end_session(m.session_id, wire::ErrorCode::NotAuthorized, "the policy no longer allows it",
+                  peer.id);
+    return;
+  }
+  if (it == sessions_.end()) {
+    size_t unmatched = 0;
+    for (const auto& [sid, s] : sessions_)
+      unmatched += s.waiting() && (s.agent == peer.id || s.connector == peer.id);
+    if (unmatched >= config_.max_unmatched_resumes)
+      return refuse("already " + std::to_string(unmatched) + " sessions waiting for their other end");
+    Session s = new_session(m.session_id, m.service, now);
+    s.accepted = true;
+    s.orphaned_at = now.mono;
+    (agent ? s.agent_name : s.connector_name) = peer.identity.name;
+    (agent ? s.connector_name : s.agent_name) = m.peer;
+    (agent ? s.agent : s.connector) = peer.id;
+    peer.sessions++;
+    log(LogLevel::Info, "session " + hex16(m.session_id) + ": " + peer.identity.describe() +
+                            " resumes it with " + (agent ? "connector '" : "agent '") + m.peer +
+                            "' for '" + m.service + "'; waiting for the other end");
+    sessions_.emplace(m.session_id, std::move(s));
+    return;
+  }
+  Session& s = it->second;
+  PeerId& slot = agent ? s.agent : s.connector;
+  if (slot == peer.id) { // said twice: the answer again
+    if (!s.waiting()) send(peer.id, wire::SessionResumed{s.id});
+    return;
+  }
+  if (Peer* old = find(slot)) {
+    // The same identity from a new connection, before the old one is reported gone (a replaced
+    // registration): the session moves to the new one.
+    old->sessions--;
+    relay_.unbind(s.id);
+  }
+  slot = peer.id;
+  peer.sessions++;
+  if (!s.waiting()) rejoin(s);
+}
+
+void SessionBroker::rejoin(Session& s) {
+  Peer* agent = find(s.agent);
+  Peer* connector = find(s.connector);
+  if (!agent || !connector) return;
+  if (auto why = denial(agent, connector, s.service); !why.empty()) {
+    counters_.resumes_denied++;
+    log(LogLevel::Warn, "session " + hex16(s.id) + " not resumed: " + why);
+    return end_session(s.id, wire::ErrorCode::NotAuthorized, "the policy no longer allows it", 0);
+  }
+  s.orphaned_at = kNever;
+  counters_.sessions_resumed++;
+  relay_.bind(s.id, agent->address, "agent/" + agent->identity.name, connector->address,
+              "connector/" + connector->identity.name);
+  log(LogLevel::Info, "session " + hex16(s.id) + " resumed: relay bound again between " +
+                          agent->identity.describe() + " (" + agent->address.to_string() +
+                          ") and " + connector->identity.describe() + " (" +
+                          connector->address.to_string() + ")");
+  send(agent->id, wire::SessionResumed{s.id});
+  send(connector->id, wire::SessionResumed{s.id});
 }
 
 void SessionBroker::set_policy(policy::PolicyPtr policy, Now) {
@@ -369,18 +517,10 @@ void SessionBroker::set_policy(policy::PolicyPtr policy, Now) {
     if (p.registered && p.identity.role == Role::Connector) register_services(p, true);
   std::vector<std::pair<uint64_t, std::string>> revoke;
   for (const auto& [id, s] : sessions_) {
-    const Peer* agent = find(s.agent);
-    const Peer* connector = find(s.connector);
-    if (!agent || !connector) continue;
-    if (!connector->served.count(s.service)) {
-      revoke.emplace_back(id, connector->identity.describe() + " may no longer serve '" +
-                                  s.service + "'");
-      continue;
-    }
-    auto d = policy_->may_access(principal(*agent), s.service);
-    if (!d.allowed)
-      revoke.emplace_back(id, agent->identity.describe() + " may no longer reach '" + s.service +
-                                  "': " + d.explain());
+    // A waiting session is judged by the end that is here, and again when the other returns.
+    if (auto why = denial(find(s.agent), find(s.connector), s.service, "may no longer");
+        !why.empty())
+      revoke.emplace_back(id, why);
   }
   for (auto& [id, why] : revoke) {
     counters_.sessions_closed_by_policy++;
@@ -422,6 +562,16 @@ void SessionBroker::handle_timeout(Now now) {
   std::vector<uint64_t> expired;
   for (const auto& [id, s] : sessions_)
     if (!s.accepted && now.mono >= s.offered_at + ms(config_.offer_timeout)) expired.push_back(id);
+  std::vector<uint64_t> abandoned;
+  for (const auto& [id, s] : sessions_)
+    if (s.waiting() && now.mono >= s.orphaned_at + ms(config_.resume_timeout))
+      abandoned.push_back(id);
+  for (auto id : abandoned) {
+    counters_.resumes_expired++;
+    log(LogLevel::Warn, "session " + hex16(id) + ": the other end did not come back within " +
+                            std::to_string(config_.resume_timeout.count()) + " ms; closing it");
+    end_session(id, wire::ErrorCode::SessionGone, "the other end did not come back", 0);
+  }
   for (auto id : expired) {
     counters_.sessions_rejected++;
     log(LogLevel::Warn, "session " + hex16(id) + ": the connector did not accept within " +
@@ -442,8 +592,10 @@ void SessionBroker::handle_timeout(Now now) {
 
 Timestamp SessionBroker::next_timeout() const {
   Timestamp next = kNever;
-  for (const auto& [id, s] : sessions_)
+  for (const auto& [id, s] : sessions_) {
     if (!s.accepted) next = std::min(next, s.offered_at + ms(config_.offer_timeout));
+    if (s.waiting()) next = std::min(next, s.orphaned_at + ms(config_.resume_timeout));
+  }
   for (const auto& [id, p] : peers_)
     if (!p.registered && p.authenticated_at < kNever - ms(config_.hello_timeout))
       next = std::min(next, p.authenticated_at + ms(config_.hello_timeout));
@@ -461,13 +613,10 @@ std::vector<SessionBroker::PeerView> SessionBroker::peers() const {
 
 std::vector<SessionBroker::SessionView> SessionBroker::sessions() const {
   std::vector<SessionView> out;
-  auto name = [&](PeerId id) {
-    auto it = peers_.find(id);
-    return it == peers_.end() ? std::string("-") : it->second.identity.name;
-  };
   for (const auto& [id, s] : sessions_)
-    out.push_back(SessionView{id, name(s.agent), name(s.connector), s.service, s.accepted,
-                              s.relayed_bytes});
+    out.push_back(SessionView{id, s.agent_name, s.connector_name, s.service, s.accepted,
+                              s.relayed_bytes,
+                              !s.accepted ? "offered" : s.waiting() ? "waiting" : "relaying"});
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
   return out;
 }

@@ -59,6 +59,12 @@ struct BrokerConfig {
   std::chrono::milliseconds authorization_lifetime{60000};
   std::chrono::milliseconds offer_timeout{5000}; // a connector that does not accept
   std::chrono::milliseconds hello_timeout{5000}; // authenticated, but never registered
+  // A live session one of whose ends lost its control connection (DESIGN D10) waits this long
+  // for that end to come back and announce it (ResumeSession); so does a session announced by
+  // one end only (after a restart of ours). Then the other end hears SessionClosed. As long as
+  // a session's own QUIC idle timeout, so that the intermediate never gives up first.
+  std::chrono::milliseconds resume_timeout{30000};
+  size_t max_unmatched_resumes = 4096; // per peer: sessions it announced that wait for the other end
   size_t max_pending_per_agent = 16;  // sessions asked for and not ready yet
   size_t max_sessions_per_agent = 256;
   double messages_per_second = 50; // control messages per peer
@@ -71,18 +77,19 @@ struct BrokerConfig {
 
 enum class LogLevel { Info, Warn };
 
+// Members are initialised: GCC 12 otherwise warns (wrongly) that moving the variant reads them.
 struct Send {
-  PeerId to;
+  PeerId to = 0;
   wire::ControlMessage message;
 };
 // Close the peer's control connection with `code` and `reason`.
 struct Disconnect {
-  PeerId peer;
-  wire::ErrorCode code;
+  PeerId peer = 0;
+  wire::ErrorCode code = wire::ErrorCode::None;
   std::string reason;
 };
 struct Log {
-  LogLevel level;
+  LogLevel level = LogLevel::Info;
   std::string line;
 };
 using Action = std::variant<Send, Disconnect, Log>;
@@ -108,6 +115,11 @@ struct BrokerCounters {
   uint64_t relay_frames_unauthorized = 0; // not from an end of a bound session
   uint64_t relay_frames_over_quota = 0;   // the session's quota was spent
   uint64_t relay_frames_over_identity_quota = 0; // the sending identity's quota was spent
+  uint64_t sessions_resumed = 0;  // both ends announced a live session again: relay bound
+  uint64_t sessions_orphaned = 0; // an end's control connection went; the session waited for it
+  uint64_t resumes_refused = 0;   // ResumeSession that does not match the session, or over limit
+  uint64_t resumes_denied = 0;    // ResumeSession for a session policy no longer allows
+  uint64_t resumes_expired = 0;   // the other end never came back within resume_timeout
 };
 
 class SessionBroker {
@@ -124,6 +136,8 @@ public:
     std::string agent, connector, service;
     bool accepted;
     uint64_t relayed_bytes;
+    // "offered", "relaying", or "waiting" (an end is not connected: relay unbound).
+    const char* state;
   };
 
   SessionBroker(BrokerConfig config, policy::PolicyPtr policy);
@@ -133,7 +147,9 @@ public:
   void on_message(PeerId peer, const wire::ControlMessage& m, Now now);
   // The peer's QUIC connection moved and proved its new address (RFC 9000 §9).
   void on_address_change(PeerId peer, const Address& now_seen);
-  // The control connection is gone: its sessions end.
+  // The control connection is gone. Sessions still being offered end; live sessions do not
+  // (DESIGN D10): their relay is unbound, the other end hears PeerLost, and the session waits
+  // resume_timeout for this end to announce it again from a new connection.
   void on_disconnected(PeerId peer, Now now);
   // A new policy: re-evaluates every registration and session against it.
   void set_policy(policy::PolicyPtr policy, Now now);
@@ -170,15 +186,19 @@ private:
     RateLimiter messages;
     size_t sessions = 0; // sessions it is an end of (a connector's load)
   };
+  // A live session may lack an end (0) while that end reconnects: "waiting" since `orphaned_at`.
   struct Session {
     uint64_t id = 0;
     PeerId agent = 0, connector = 0;
-    std::string service;
+    std::string agent_name, connector_name; // the ends' identities, kept while an end is away
     uint32_t request_id = 0;
     bool accepted = false;
+    std::string service;
     Timestamp offered_at = 0;
     uint64_t relayed_bytes = 0;
     RateLimiter agent_candidates, connector_candidates;
+    Timestamp orphaned_at = kNever;
+    bool waiting() const { return agent == 0 || connector == 0; }
   };
 
   void on_hello(Peer& peer, const wire::Hello& m, Now now);
@@ -186,14 +206,22 @@ private:
   void on_session_accept(Peer& connector, const wire::SessionAccept& m, Now now);
   void on_session_closed(Peer& peer, const wire::SessionClosed& m);
   void on_candidates(Peer& peer, const wire::Candidates& m, Now now);
+  void on_resume(Peer& peer, const wire::ResumeSession& m, Now now);
+  // Both ends are back: policy again, then the relay binding and SessionResumed to both.
+  void rejoin(Session& s);
+  // Policy for a session's agent reaching its service and its connector serving it (either may
+  // be null: not judged); empty if allowed, else why not ("<who> <may> reach ...").
+  std::string denial(const Peer* agent, const Peer* connector, const std::string& service,
+                     const char* may = "may not") const;
   void register_services(Peer& connector, bool policy_changed);
   void end_session(uint64_t id, wire::ErrorCode code, const std::string& why, PeerId notify_not);
   void reject(Peer& agent, uint32_t request_id, wire::ErrorCode code, const std::string& reason);
   Peer* find(PeerId id);
   uint64_t new_session_id();
+  Session new_session(uint64_t id, const std::string& service, Now now) const;
   static policy::Principal principal(const Peer& p);
-  void send(PeerId to, wire::ControlMessage m) { actions_.push_back(Send{to, std::move(m)}); }
-  void log(LogLevel level, std::string line) { actions_.push_back(Log{level, std::move(line)}); }
+  void send(PeerId to, wire::ControlMessage m);
+  void log(LogLevel level, std::string line);
 
   BrokerConfig config_;
   policy::PolicyPtr policy_;

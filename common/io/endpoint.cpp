@@ -103,15 +103,15 @@ void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid&
   counters_.stateless_resets_sent++;
 }
 
-QuicPeer::Transmit Endpoint::session_transmit(uint64_t session_id, const Address& intermediate) {
-  return [this, session_id, intermediate](const quic::Path& path, std::span<const uint8_t> packet) {
-    if (!(path.local == relay_local_address())) {
+QuicPeer::Transmit Endpoint::session_transmit(uint64_t session_id) {
+  return [this, session_id](const quic::Path& path, std::span<const uint8_t> packet) {
+    if (!is_relay_local(path.local)) {
       socket_.send(path.remote, packet);
       return;
     }
     uint8_t header[wire::kRelayHeaderSize];
     wire::write_relay_header(session_id, header);
-    socket_.send(intermediate, packet, header);
+    socket_.send(path.remote, packet, header);
   };
 }
 

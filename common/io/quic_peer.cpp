@@ -30,7 +30,8 @@ void QuicPeer::update_routes() {
 void QuicPeer::receive(const quic::Path& path, std::span<const uint8_t> packet) {
   if (!conn_) return;
   last_receive_path_ = mapper_ ? mapper_(path) : path;
-  conn_->read_packet(last_receive_path_, packet, now());
+  last_received_ = now();
+  conn_->read_packet(last_receive_path_, packet, last_received_);
   schedule_flush();
 }
 

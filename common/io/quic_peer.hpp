@@ -42,6 +42,8 @@ public:
   void receive(const quic::Path& path, std::span<const uint8_t> packet);
   // The path the latest packet arrived on (as ngtcp2 knows it).
   const quic::Path& last_receive_path() const { return last_receive_path_; }
+  // When the latest packet arrived (io::now()); 0 before the first.
+  quic::Timestamp last_received() const { return last_received_; }
   // Coalesces: many calls in one loop iteration produce one write pass.
   void schedule_flush();
   void flush();
@@ -58,6 +60,7 @@ private:
   Finished finished_;
   PathMapper mapper_;
   quic::Path last_receive_path_;
+  quic::Timestamp last_received_ = 0;
   std::unique_ptr<quic::Connection> conn_;
   std::string alias_;
   boost::asio::steady_timer timer_;

@@ -13,7 +13,10 @@ TcpSplice::TcpSplice(QuicPeer& quic, int64_t stream_id, Done done)
 
 TcpSplice::~TcpSplice() {
   *alive_ = false;
-  close_socket(false);
+  // Destroyed before both directions ended cleanly: the session under us ended (its peer died,
+  // was closed, or policy cut it). A FIN would make a cut transfer look complete to the
+  // application (DESIGN D10); the socket is reset instead.
+  close_socket(!(tcp_eof_ && tcp_shut_wr_));
 }
 
 void TcpSplice::attach(tcp::socket socket) {

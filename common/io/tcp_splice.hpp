@@ -3,7 +3,9 @@
 // Backpressure: we stop reading TCP while the stream holds more than kStreamHighWater
 // unacknowledged bytes, and hand QUIC flow-control credit back only after bytes reached the TCP
 // socket, so a slow reader on either side never makes memory grow without bound.
-// Half-close: TCP EOF becomes FIN and FIN becomes shutdown(SHUT_WR).
+// Half-close: TCP EOF becomes FIN and FIN becomes shutdown(SHUT_WR). A splice destroyed before
+// both directions ended (its session is gone) resets the TCP connection: never a clean EOF for a
+// cut transfer.
 #pragma once
 
 #include "io/quic_peer.hpp"

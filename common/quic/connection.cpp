@@ -463,6 +463,16 @@ const std::string& Connection::peer_name() const {
 
 // The idle timeout in force is the smaller of the two sides' (RFC 9000 §10.1). Keepalives must
 // come well inside it, or a peer with a shorter timeout drops us between two of them.
+void Connection::set_keepalive(std::chrono::milliseconds keepalive) {
+  if (keepalive == config_.keepalive) return;
+  config_.keepalive = keepalive;
+  if (keepalive.count() <= 0) {
+    ngtcp2_conn_set_keep_alive_timeout(conn_, 0);
+    return;
+  }
+  if (handshake_completed_) tune_keepalive();
+}
+
 void Connection::tune_keepalive() {
   if (config_.keepalive.count() <= 0) return;
   uint64_t keepalive = static_cast<uint64_t>(config_.keepalive.count()) * NGTCP2_MILLISECONDS;

@@ -153,6 +153,9 @@ public:
   // and congestion state start fresh on the new path (§9.4) and nothing in flight is lost.
   // False with `error` set if ngtcp2 refuses (handshake not confirmed, no spare connection ID).
   bool migrate(const Path& path, bool after_validation, Timestamp now, std::string& error);
+  // A new keepalive interval (0: none), in force at once once the handshake is done.
+  void set_keepalive(std::chrono::milliseconds keepalive);
+  std::chrono::milliseconds keepalive() const { return config_.keepalive; }
   ConnectionStats stats() const;
 
   // nullopt when the peer's stream limit is reached; wait for on_streams_available().

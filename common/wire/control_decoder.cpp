@@ -23,7 +23,7 @@ bool ControlDecoder::check_header() {
                                                    std::to_string(buf_[0]) + " (expected " +
                                                    std::to_string(kControlVersion) + ")");
   if (buf_.size() >= 2 &&
-      (buf_[1] == 0 || buf_[1] > static_cast<uint8_t>(ControlType::StartChecks)))
+      (buf_[1] == 0 || buf_[1] > kMaxControlType))
     return fail(ErrorCode::Malformed, "unknown message type " + std::to_string(buf_[1]));
   if (buf_.size() >= kControlHeaderSize && frame_size() - kControlHeaderSize > kMaxControlPayload)
     return fail(ErrorCode::Malformed, "payload length " +

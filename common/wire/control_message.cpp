@@ -13,11 +13,12 @@ namespace {
 constexpr const char* kMessageNames[] = {
     "Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
     "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
-    "ErrorMessage",  "Candidates",      "StartChecks",
+    "ErrorMessage",  "Candidates",      "StartChecks",   "ResumeSession",
+    "SessionResumed", "PeerLost",
 };
 static_assert(std::size(kMessageNames) == std::variant_size_v<ControlMessage>);
+static_assert(kMaxControlType == std::variant_size_v<ControlMessage>);
 
-constexpr uint8_t kMaxType = static_cast<uint8_t>(ControlType::StartChecks);
 
 constexpr size_t kMinUfrag = 4, kMaxUfrag = 32;              // RFC 8445 §5.3 (upper bound ours)
 constexpr size_t kMinIcePassword = 22, kMaxIcePassword = 64; // RFC 8445 §5.3 (upper bound ours)
@@ -136,6 +137,20 @@ void put(ByteWriter& w, const Candidates& m) {
 void put(ByteWriter& w, const StartChecks& m) {
   w.u64(m.session_id);
   w.u32(m.generation);
+}
+
+void put(ByteWriter& w, const ResumeSession& m) {
+  w.u64(m.session_id);
+  put_name(w, m.peer, "peer");
+  put_name(w, m.service, "service");
+}
+
+void put(ByteWriter& w, const SessionResumed& m) {
+  w.u64(m.session_id);
+}
+
+void put(ByteWriter& w, const PeerLost& m) {
+  w.u64(m.session_id);
 }
 
 // --- decoding -------------------------------------------------------------------------------
@@ -320,6 +335,14 @@ StartChecks get_start_checks(FieldReader& f) {
   return m;
 }
 
+ResumeSession get_resume(FieldReader& f) {
+  ResumeSession m{};
+  m.session_id = f.u64();
+  m.peer = f.name("peer");
+  m.service = f.name("service");
+  return m;
+}
+
 ControlMessage get_message(ControlType type, FieldReader& f) {
   switch (type) {
   case ControlType::Hello:
@@ -342,6 +365,12 @@ ControlMessage get_message(ControlType type, FieldReader& f) {
     return get_candidates(f);
   case ControlType::StartChecks:
     return get_start_checks(f);
+  case ControlType::ResumeSession:
+    return get_resume(f);
+  case ControlType::SessionResumed:
+    return SessionResumed{f.u64()};
+  case ControlType::PeerLost:
+    return PeerLost{f.u64()};
   case ControlType::ErrorMessage:
     break;
   }
@@ -425,7 +454,7 @@ std::vector<uint8_t> encode_control(const ControlMessage& m) {
 std::optional<ControlMessage> decode_control_payload(uint8_t type, std::span<const uint8_t> payload,
                                                      std::string& error) {
   error.clear();
-  if (type == 0 || type > kMaxType) {
+  if (type == 0 || type > kMaxControlType) {
     error = "unknown control message type " + std::to_string(type);
     return std::nullopt;
   }

@@ -21,8 +21,8 @@
 
 namespace ztna::wire {
 
-constexpr std::string_view kControlAlpn = "ztna-control/2";
-constexpr uint8_t kControlVersion = 2;
+constexpr std::string_view kControlAlpn = "ztna-control/3";
+constexpr uint8_t kControlVersion = 3;
 constexpr size_t kControlHeaderSize = 4;
 constexpr size_t kMaxControlPayload = 4096;
 constexpr size_t kMaxControlFrame = kControlHeaderSize + kMaxControlPayload;
@@ -61,7 +61,11 @@ enum class ControlType : uint8_t {
   ErrorMessage = 9,
   Candidates = 10,
   StartChecks = 11,
+  ResumeSession = 12,
+  SessionResumed = 13,
+  PeerLost = 14,
 };
+constexpr uint8_t kMaxControlType = static_cast<uint8_t>(ControlType::PeerLost);
 
 // client -> intermediate, first message. Services only for connectors (agents send none).
 struct Hello {
@@ -157,9 +161,35 @@ struct StartChecks {
   bool operator==(const StartChecks&) const = default;
 };
 
+// Sessions outlive the control plane (DESIGN D10). After (re)registering, an agent or a connector
+// announces each end-to-end session it still holds: the session, the other end's name and the
+// service. The intermediate binds the relay again once both ends have announced the same
+// session and current policy still allows it (SessionResumed to both), or closes it
+// (SessionClosed).
+struct ResumeSession {
+  uint64_t session_id;
+  std::string peer; // the other end: the connector's name from an agent, the agent's from a connector
+  std::string service;
+  bool operator==(const ResumeSession&) const = default;
+};
+// intermediate -> agent and connector: the session's relay is bound again (or for the first
+// time after this intermediate started); relay frames flow.
+struct SessionResumed {
+  uint64_t session_id;
+  bool operator==(const SessionResumed&) const = default;
+};
+// intermediate -> one end: the other end's control connection is gone, so the relay cannot reach
+// it. The session is not closed: a direct path carries on, and the other end may come back
+// (SessionResumed) before the intermediate gives up on it (SessionClosed).
+struct PeerLost {
+  uint64_t session_id;
+  bool operator==(const PeerLost&) const = default;
+};
+
 using ControlMessage =
     std::variant<Hello, ObservedAddress, OpenSession, SessionOffer, SessionAccept, SessionReady,
-                 SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks>;
+                 SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks,
+                 ResumeSession, SessionResumed, PeerLost>;
 
 // The frame size of `m` (header included): what the receiver counts toward its check budget.
 size_t encoded_size(const Candidates& m);

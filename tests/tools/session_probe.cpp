@@ -304,7 +304,7 @@ private:
     quic::Path path{relay_local_address(), intermediate_};
     t.peer =
         std::make_unique<io::QuicPeer>(io_, &primary_->endpoint->router(),
-                                       primary_->endpoint->session_transmit(t.id, intermediate_));
+                                       primary_->endpoint->session_transmit(t.id));
     t.peer->on_finished([this, s = &t](const std::string& why) { on_session_finished(*s, why); });
     std::string error;
     auto conn = quic::Connection::client(cfg, path, t, io::now(), error);

@@ -43,6 +43,10 @@ inline std::vector<wire::ControlMessage> control_samples() {
                   {3, 1862270975, v6},
                   {4, 16777215, v4}}},
       StartChecks{0x0123456789ABCDEFULL, 7},
+      ResumeSession{0x0123456789ABCDEFULL, "connector-eu-1", "postgres"},
+      ResumeSession{1, "alice@example.org", "ssh"},
+      SessionResumed{0x0123456789ABCDEFULL},
+      PeerLost{2},
   };
 }
 

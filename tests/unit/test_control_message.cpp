@@ -48,22 +48,26 @@ TEST_CASE("control: every sample round-trips byte-exactly", "[control]") {
 }
 
 TEST_CASE("control: golden bytes", "[control]") {
-  CHECK(encode_control(OpenSession{7, "ssh"}) == bytes({2, 3, 0, 8, 0, 0, 0, 7, 3, 's', 's', 'h'}));
+  CHECK(encode_control(OpenSession{7, "ssh"}) == bytes({3, 3, 0, 8, 0, 0, 0, 7, 3, 's', 's', 'h'}));
   CHECK(encode_control(SessionAccept{0x0102030405060708ULL}) ==
-        bytes({2, 5, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}));
+        bytes({3, 5, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}));
   CHECK(encode_control(Hello{Role::Connector, {"a", "bc"}}) ==
-        bytes({2, 1, 0, 7, 2, 2, 1, 'a', 2, 'b', 'c'}));
+        bytes({3, 1, 0, 7, 2, 2, 1, 'a', 2, 'b', 'c'}));
   CHECK(encode_control(ObservedAddress{*Address::parse("203.0.113.5:3478")}) ==
-        bytes({2, 2, 0, 7, 4, 203, 0, 113, 5, 0x0D, 0x96}));
+        bytes({3, 2, 0, 7, 4, 203, 0, 113, 5, 0x0D, 0x96}));
   CHECK(encode_control(SessionClosed{9, ErrorCode::SessionGone}) ==
-        bytes({2, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
+        bytes({3, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
   CHECK(encode_control(ErrorMessage{ErrorCode::Shutdown, "bye"}) ==
-        bytes({2, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
+        bytes({3, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
   CHECK(encode_control(StartChecks{5, 2}) ==
-        bytes({2, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
+        bytes({3, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
+  CHECK(encode_control(ResumeSession{5, "c1", "ssh"}) ==
+        bytes({3, 12, 0, 15, 0, 0, 0, 0, 0, 0, 0, 5, 2, 'c', '1', 3, 's', 's', 'h'}));
+  CHECK(encode_control(SessionResumed{6}) == bytes({3, 13, 0, 8, 0, 0, 0, 0, 0, 0, 0, 6}));
+  CHECK(encode_control(PeerLost{7}) == bytes({3, 14, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7}));
   const std::string pwd(22, 'p');
   Bytes candidates =
-      bytes({2, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
+      bytes({3, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
   candidates.insert(candidates.end(), pwd.begin(), pwd.end());
   const Bytes entries = bytes({2, 1,    0x7E, 0, 0,    0xFF, 4,  203, 0, 113, 5,    0x0D, 0x96,
                                1, 0x64, 0,    0, 0xFF, 4,    10, 0,   0, 2,   0x11, 0x5C});
@@ -128,7 +132,8 @@ TEST_CASE("control: Candidates checks its fields", "[control]") {
 TEST_CASE("control: type codes and names", "[control]") {
   const char* names[] = {"Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
                          "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
-                         "ErrorMessage",  "Candidates",      "StartChecks"};
+                         "ErrorMessage",  "Candidates",      "StartChecks",   "ResumeSession",
+                         "SessionResumed", "PeerLost"};
   const ControlMessage one_of_each[] = {
       Hello{Role::Agent, {}},
       ObservedAddress{Address::ipv4(1, 2)},
@@ -141,6 +146,9 @@ TEST_CASE("control: type codes and names", "[control]") {
       ErrorMessage{ErrorCode::Malformed, ""},
       Candidates{1, 1, "abcd", std::string(22, 'p'), {}},
       StartChecks{1, 1},
+      ResumeSession{1, "c", "s"},
+      SessionResumed{1},
+      PeerLost{1},
   };
   for (size_t i = 0; i < std::size(one_of_each); ++i) {
     CHECK(std::string(message_name(one_of_each[i])) == names[i]);
@@ -174,7 +182,7 @@ TEST_CASE("control: trailing bytes inside a frame are rejected", "[control]") {
 }
 
 TEST_CASE("control: unknown types are errors", "[control]") {
-  for (int type : {0, 12, 0x7F, 0xFF}) {
+  for (int type : {0, 15, 0x7F, 0xFF}) {
     std::string error;
     CHECK_FALSE(decode_control_payload(static_cast<uint8_t>(type), bytes({0, 0, 0, 0}), error));
     CHECK(error == "unknown control message type " + std::to_string(type));

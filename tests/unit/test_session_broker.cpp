@@ -434,18 +434,181 @@ TEST_CASE("broker: names live in one namespace per role", "[broker]") {
   CHECK(d[0].code == wire::ErrorCode::Replaced);
 }
 
-TEST_CASE("broker: a vanished end closes the session at the other", "[broker]") {
+TEST_CASE("broker: a session being offered ends with an end's control connection", "[broker]") {
+  Fixture f;
+  f.standard();
+  f.msg(1, wire::OpenSession{7, "web"});
+  REQUIRE(f.sent_to<wire::SessionOffer>(2).size() == 1);
+  f.broker->on_disconnected(2, f.now);
+  f.take();
+  auto rejects = f.sent_to<wire::SessionReject>(1);
+  REQUIRE(rejects.size() == 1);
+  CHECK(rejects[0].code == wire::ErrorCode::SessionGone);
+  CHECK(f.broker->session_count() == 0);
+  CHECK(f.broker->peer_count() == 1);
+}
+
+TEST_CASE("broker: a live session outlives an end's control connection and resumes", "[broker]") {
   Fixture f;
   f.standard();
   const auto id = f.open(1, 2, "web");
+  const Address agent_at = addr("198.51.100.1:5000");
+  CHECK(f.broker->on_relay(id, agent_at, 100, f.now.mono));
   f.broker->on_disconnected(2, f.now);
+  f.take();
+  // Not closed: the agent hears that its peer is away; the relay no longer forwards.
+  CHECK(f.sent_to<wire::SessionClosed>(1).empty());
+  auto lost = f.sent_to<wire::PeerLost>(1);
+  REQUIRE(lost.size() == 1);
+  CHECK(lost[0].session_id == id);
+  CHECK(f.broker->session_count() == 1);
+  CHECK(f.broker->sessions()[0].state == std::string("waiting"));
+  CHECK_FALSE(f.broker->on_relay(id, agent_at, 100, f.now.mono));
+  CHECK(f.broker->counters().sessions_orphaned == 1);
+
+  // The connector comes back from another address and announces the session.
+  f.now.mono += 2 * kSec;
+  f.join(3, identity(Role::Connector, "dc1"), "203.0.113.9:4000", {"web", "db", "ssh"});
+  f.msg(3, wire::ResumeSession{id, "alice", "web"});
+  REQUIRE(f.sent_to<wire::SessionResumed>(1).size() == 1);
+  REQUIRE(f.sent_to<wire::SessionResumed>(3).size() == 1);
+  CHECK(f.broker->counters().sessions_resumed == 1);
+  CHECK(f.broker->sessions()[0].state == std::string("relaying"));
+  // Bound to where the connector is now.
+  CHECK(f.broker->on_relay(id, agent_at, 100, f.now.mono) == addr("203.0.113.9:4000"));
+  CHECK(f.broker->on_relay(id, addr("203.0.113.9:4000"), 100, f.now.mono) == agent_at);
+  CHECK_FALSE(f.broker->on_relay(id, addr("203.0.113.2:4000"), 100, f.now.mono));
+}
+
+TEST_CASE("broker: after a restart both ends announce the session and the relay binds",
+          "[broker]") {
+  Fixture f;
+  f.standard();
+  const uint64_t id = 0xABCDEF0123456789ULL;
+  f.msg(1, wire::ResumeSession{id, "dc1", "web"});
+  // One end only: nothing is bound yet; it waits.
+  CHECK(f.sent_to<wire::SessionResumed>(1).empty());
+  CHECK(f.broker->sessions()[0].state == std::string("waiting"));
+  CHECK_FALSE(f.broker->on_relay(id, addr("198.51.100.1:5000"), 10, f.now.mono));
+  // Candidates for a waiting session go nowhere.
+  f.msg(1, wire::Candidates{id, 1, "abcd", std::string(22, 'p'), {}});
+  CHECK(f.broker->counters().candidates_unauthorized == 1);
+  // A claim that does not match (another agent's name) is refused, and changes nothing.
+  f.msg(2, wire::ResumeSession{id, "mallory", "web"});
+  auto refused = f.sent_to<wire::SessionClosed>(2);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].session_id == id);
+  CHECK(f.broker->counters().resumes_refused == 1);
+  CHECK(f.sent_to<wire::SessionClosed>(1).empty());
+  f.msg(2, wire::ResumeSession{id, "alice", "web"});
+  CHECK(f.sent_to<wire::SessionResumed>(1).size() == 1);
+  CHECK(f.sent_to<wire::SessionResumed>(2).size() == 1);
+  CHECK(f.broker->on_relay(id, addr("198.51.100.1:5000"), 10, f.now.mono) ==
+        addr("203.0.113.2:4000"));
+  // Said again: the answer again, nothing else.
+  f.msg(2, wire::ResumeSession{id, "alice", "web"});
+  CHECK(f.sent_to<wire::SessionResumed>(2).size() == 2);
+  CHECK(f.broker->counters().sessions_resumed == 1);
+  // A new session never takes a resumed one's id, and closing works as for any session.
+  f.msg(1, wire::SessionClosed{id, wire::ErrorCode::None});
+  CHECK(f.sent_to<wire::SessionClosed>(2).size() == 2);
+  CHECK(f.broker->session_count() == 0);
+}
+
+TEST_CASE("broker: a resumed session is judged by the policy of now", "[broker]") {
+  Fixture f;
+  f.standard();
+  // alice may reach web (group eng) but not db.
+  f.msg(1, wire::ResumeSession{5, "dc1", "db"});
+  auto closed = f.sent_to<wire::SessionClosed>(1);
+  REQUIRE(closed.size() == 1);
+  CHECK(closed[0].code == wire::ErrorCode::NotAuthorized);
+  CHECK(f.broker->counters().resumes_denied == 1);
+  CHECK(f.broker->session_count() == 0);
+  // The connector's claim passes its own check (it serves web), then the agent's end is
+  // judged when alice is back, under the policy in force then.
+  f.msg(2, wire::ResumeSession{6, "alice", "web"});
+  f.broker->set_policy(make_policy(R"(version = 1
+[[access]]
+agents = ["bob"]
+services = ["web"]
+[[serve]]
+connectors = ["dc1"]
+services = ["web"]
+)"),
+                       f.now);
+  f.take();
+  f.msg(1, wire::ResumeSession{6, "dc1", "web"});
+  CHECK(f.sent_to<wire::SessionResumed>(1).empty());
+  CHECK(f.sent_to<wire::SessionClosed>(1).back().session_id == 6);
+  CHECK(f.sent_to<wire::SessionClosed>(2).back().session_id == 6);
+  CHECK(f.broker->session_count() == 0);
+}
+
+TEST_CASE("broker: an end that never comes back closes the session at the other", "[broker]") {
+  BrokerConfig cfg;
+  cfg.resume_timeout = std::chrono::seconds(30);
+  Fixture f(kPolicy, cfg);
+  f.standard();
+  const auto id = f.open(1, 2, "web");
+  f.broker->on_disconnected(2, f.now);
+  f.take();
+  CHECK(f.broker->next_timeout() == f.now.mono + 30 * kSec);
+  f.now.mono += 30 * kSec - 1;
+  f.broker->handle_timeout(f.now);
+  f.take();
+  CHECK(f.sent_to<wire::SessionClosed>(1).empty());
+  f.now.mono += 1;
+  f.broker->handle_timeout(f.now);
   f.take();
   auto closed = f.sent_to<wire::SessionClosed>(1);
   REQUIRE(closed.size() == 1);
   CHECK(closed[0].session_id == id);
   CHECK(closed[0].code == wire::ErrorCode::SessionGone);
+  CHECK(f.broker->counters().resumes_expired == 1);
   CHECK(f.broker->session_count() == 0);
-  CHECK(f.broker->peer_count() == 1);
+}
+
+TEST_CASE("broker: a session both of whose ends are gone is forgotten", "[broker]") {
+  Fixture f;
+  f.standard();
+  f.open(1, 2, "web");
+  f.broker->on_disconnected(1, f.now);
+  f.broker->on_disconnected(2, f.now);
+  f.take();
+  CHECK(f.broker->session_count() == 0);
+  CHECK(f.broker->next_timeout() == kNever);
+}
+
+TEST_CASE("broker: a replacing connection takes its sessions over at once", "[broker]") {
+  Fixture f;
+  f.standard();
+  const auto id = f.open(1, 2, "web");
+  // alice again from a new address, before her old connection is reported gone.
+  f.join(5, identity(Role::Agent, "alice", {"eng"}), "198.51.100.7:5000");
+  f.msg(5, wire::ResumeSession{id, "dc1", "web"});
+  CHECK(f.sent_to<wire::SessionResumed>(5).size() == 1);
+  CHECK(f.sent_to<wire::SessionResumed>(2).size() == 1);
+  CHECK(f.broker->on_relay(id, addr("198.51.100.7:5000"), 10, f.now.mono) ==
+        addr("203.0.113.2:4000"));
+  // The old connection goes: the session is no longer its, so nothing changes.
+  f.broker->on_disconnected(1, f.now);
+  f.take();
+  CHECK(f.sent_to<wire::PeerLost>(2).empty());
+  CHECK(f.broker->sessions()[0].state == std::string("relaying"));
+}
+
+TEST_CASE("broker: unmatched resumes per peer are capped", "[broker]") {
+  BrokerConfig cfg;
+  cfg.max_unmatched_resumes = 3;
+  Fixture f(kPolicy, cfg);
+  f.standard();
+  for (uint64_t id = 1; id <= 4; ++id)
+    f.msg(2, wire::ResumeSession{id, "alice", "web"});
+  CHECK(f.broker->session_count() == 3);
+  CHECK(f.broker->counters().resumes_refused == 1);
+  REQUIRE(f.sent_to<wire::SessionClosed>(2).size() == 1);
+  CHECK(f.sent_to<wire::SessionClosed>(2)[0].session_id == 4);
 }
 
 TEST_CASE("broker: messages only from registered peers, in the right role", "[broker]") {

@@ -1,0 +1,26 @@
+#include "io/session_watch.hpp"
+
+#include "io/clock.hpp"
+#include "relay/relay_path.hpp"
+
+namespace ztna::io {
+
+bool on_direct_path(const QuicPeer& quic) {
+  return quic.attached() && !is_relay_local(quic.conn().path().local);
+}
+
+std::optional<std::string> watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy) {
+  if (!quic.attached() || quic.conn().finished() || !quic.conn().handshake_completed())
+    return std::nullopt;
+  const auto t = now();
+  if (quic.last_received() != 0) liveness.on_received(quic.last_received());
+  liveness.set_busy(busy);
+  liveness.set_direct(on_direct_path(quic), t);
+  if (quic.conn().keepalive() != liveness.keepalive()) {
+    quic.conn().set_keepalive(liveness.keepalive());
+    quic.schedule_flush(); // re-arms the timer for the new keepalive
+  }
+  return liveness.verdict(t);
+}
+
+} // namespace ztna::io
