@@ -438,9 +438,13 @@ void Agent::sweep() {
   auto now = std::chrono::steady_clock::now();
   // A dead connector is noticed within seconds, not at the 30 s idle timeout (DESIGN D10).
   std::vector<std::pair<uint64_t, std::string>> dead;
-  for (auto& [id, s] : sessions_)
-    if (auto why = io::watch_session(s->liveness(), s->quic(), s->busy()))
+  bool probe = false;
+  for (auto& [id, s] : sessions_) {
+    if (auto why = io::watch_session(s->liveness(), s->quic(), s->busy(), control_.last_received()))
       dead.emplace_back(id, *why);
+    probe = probe || io::relay_silent(s->liveness(), s->quic());
+  }
+  control_.set_probing(probe);
   for (auto& [id, why] : dead)
     end_session(id, "connector unreachable: " + why, true);
   for (auto it = requests_.begin(); it != requests_.end();) {

@@ -321,9 +321,15 @@ void Connector::sweep() {
     end_session(id, "the agent never started the handshake", true);
   // A dead agent is noticed within seconds (DESIGN D10): its backends are let go.
   std::vector<std::pair<uint64_t, std::string>> dead;
-  for (auto& [id, s] : sessions_)
-    if (auto* q = s->quic())
-      if (auto why = io::watch_session(s->liveness(), *q, s->busy())) dead.emplace_back(id, *why);
+  bool probe = false;
+  for (auto& [id, s] : sessions_) {
+    auto* q = s->quic();
+    if (!q) continue;
+    if (auto why = io::watch_session(s->liveness(), *q, s->busy(), control_.last_received()))
+      dead.emplace_back(id, *why);
+    probe = probe || io::relay_silent(s->liveness(), *q);
+  }
+  control_.set_probing(probe);
   for (auto& [id, why] : dead)
     end_session(id, "agent unreachable: " + why, true);
   for (auto id : unauthorized) {

@@ -118,6 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   cfg.max_pending_per_agent = 4;
   cfg.max_sessions_per_agent = 8;
+  cfg.max_unmatched_resumes = 8;
   cfg.relay_per_session = RelayQuota{100000, 10000};
   SessionBroker broker(cfg, policy_of(0));
   Now now{1'000'000'000, 1'700'000'000'000};
@@ -150,7 +151,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1:
     case 2: { // a control message, from its payload bytes
       if (!connected.count(peer)) break;
-      const uint8_t type = in.u8() % 12;
+      const uint8_t type = in.u8() % (wire::kMaxControlType + 1);
       auto payload = in.bytes(in.u8());
       std::string error;
       if (auto m = wire::decode_control_payload(type, payload, error))
@@ -176,6 +177,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           if ((s.id & 3) == (k >> 6)) {
             if (k % 4 == 2)
               broker.on_message(peer, wire::SessionAccept{s.id}, now);
+            else if (k & 0x20) // resumed by either end, named right or wrong
+              broker.on_message(peer,
+                                wire::ResumeSession{s.id ^ (k & 0x10), (k & 8) ? s.agent : s.connector,
+                                                    s.service},
+                                now);
             else
               broker.on_message(peer,
                                 wire::Candidates{s.id, k, "abcd", std::string(22, 'p'),
@@ -222,7 +228,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     check_actions();
     FUZZ_CHECK(broker.peer_count() <= connected.size());
-    FUZZ_CHECK(broker.session_count() <= 8 * 8);
+    // Opened (8 per agent) plus resumed ones waiting for their other end (8 per peer).
+    FUZZ_CHECK(broker.session_count() <= 8 * 8 + 8 * 8);
   }
   return 0;
 }

@@ -460,6 +460,9 @@ void SessionBroker::on_resume(Peer& peer, const wire::ResumeSession& m, Now now)
       unmatched += s.waiting() && (s.agent == peer.id || s.connector == peer.id);
     if (unmatched >= config_.max_unmatched_resumes)
       return refuse("already " + std::to_string(unmatched) + " sessions waiting for their other end");
+    if (agent && peer.sessions >= config_.max_sessions_per_agent)
+      return refuse("already " + std::to_string(peer.sessions) + " sessions (limit " +
+                    std::to_string(config_.max_sessions_per_agent) + ")");
     Session s = new_session(m.session_id, m.service, now);
     s.accepted = true;
     s.orphaned_at = now.mono;

@@ -37,7 +37,7 @@ void ControlClient::connect() {
   cfg.alpn = std::string(wire::kControlAlpn);
   cfg.server_name = options_.server_name;
   cfg.idle_timeout = options_.idle_timeout;
-  cfg.keepalive = options_.keepalive;
+  cfg.keepalive = probing_ ? kProbeKeepalive : options_.keepalive;
   cfg.reset_secret = endpoint_.reset_secret();
   cfg.max_bidi_streams = 0; // only we open the control stream
   // The intermediate, by the name we were given, with a certificate for TLS servers: an agent's
@@ -152,6 +152,18 @@ void ControlClient::set_tls(quic::TlsIdentityPtr tls) {
     spdlog::error("control: the intermediate's certificate is revoked (reloaded CRL); closing");
     peer_->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized), "certificate revoked");
   }
+}
+
+void ControlClient::set_probing(bool probing) {
+  if (probing == probing_) return;
+  probing_ = probing;
+  if (!peer_ || !peer_->attached() || peer_->conn().finished()) return;
+  peer_->conn().set_keepalive(probing ? kProbeKeepalive : options_.keepalive);
+  peer_->schedule_flush();
+}
+
+quic::Timestamp ControlClient::last_received() const {
+  return peer_ && state_ == State::Connected ? peer_->last_received() : 0;
 }
 
 void ControlClient::stop() {

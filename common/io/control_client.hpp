@@ -49,6 +49,14 @@ public:
   // Reloaded credentials: used from the next connection on. If the CRL now lists the
   // intermediate we are connected to, the connection closes at once.
   void set_tls(quic::TlsIdentityPtr tls);
+  // While a relayed session hears nothing, the daemon asks whether the intermediate is still
+  // there: the control connection's keepalive drops to kProbeKeepalive, so a live intermediate
+  // answers within a second, and a restarted one answers with a stateless reset (RFC 9000
+  // §10.3) that makes us reconnect at once (DESIGN D10).
+  static constexpr std::chrono::milliseconds kProbeKeepalive{1000};
+  void set_probing(bool probing);
+  // When the intermediate was last heard from (io::now()); 0 if never on this connection.
+  quic::Timestamp last_received() const;
 
   State state() const { return state_; }
   const char* state_name() const;
@@ -81,6 +89,7 @@ private:
   Address observed_;
   std::string last_error_;
   uint64_t connects_ = 0;
+  bool probing_ = false;
 };
 
 } // namespace ztna::io

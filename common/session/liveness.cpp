@@ -59,6 +59,9 @@ std::optional<std::string> Liveness::verdict(Timestamp now) const {
   const auto limit = allowed();
   const Timestamp since = std::max(last_received_, changed_at_);
   if (!limit || now < since || now - since < *limit) return std::nullopt;
+  if (!direct_ && relay_ == RelayState::Bound &&
+      relay_heard_ < now && now - relay_heard_ >= ns(config_.relay_fresh))
+    return std::nullopt; // the relay itself is silent: no evidence against the peer
   const std::string silent = "nothing from the peer for " + seconds(now - last_received_);
   if (direct_) return silent + " on the direct path";
   if (relay_ == RelayState::PeerLost)

@@ -12,7 +12,9 @@
 // What it may last depends on where the session stands:
 // - on a direct path: keepalive + direct_grace. Longer than the agent's consent timeout, so that
 //   a dead NAT mapping leads to a fallback onto the relay (RFC 7675), not to a verdict here;
-// - on the relay, bound at the intermediate: keepalive + relay_grace;
+// - on the relay, bound at the intermediate: keepalive + relay_grace, but only while the
+//   intermediate itself is heard from (on our control connection, within relay_fresh): a silent
+//   relay may be a dead intermediate, which is no reason to end the session;
 // - on the relay while the intermediate says the peer's control connection is gone: the peer
 //   has peer_lost_limit to come back (it may be re-homing) before the session ends;
 // - on the relay while our own control connection is down or the session not yet bound again:
@@ -44,6 +46,7 @@ struct LivenessConfig {
   std::chrono::milliseconds relay_grace{3000};
   std::chrono::milliseconds direct_grace{8000};
   std::chrono::milliseconds peer_lost_limit{10000};
+  std::chrono::milliseconds relay_fresh{2500};
 };
 
 class Liveness {
@@ -57,6 +60,8 @@ public:
   // The QUIC path the session is on now.
   void set_direct(bool direct, Timestamp now);
   void set_relay(RelayState state, Timestamp now);
+  // The intermediate that relays the session was last heard from at `when`.
+  void on_relay_heard(Timestamp when) { relay_heard_ = std::max(relay_heard_, when); }
 
   std::chrono::milliseconds keepalive() const {
     return busy_ ? config_.busy_keepalive : config_.idle_keepalive;
@@ -77,6 +82,7 @@ private:
   LivenessConfig config_;
   Timestamp last_received_;
   Timestamp changed_at_; // last change of path or relay state
+  Timestamp relay_heard_ = 0;
   bool busy_ = false;
   bool direct_ = false;
   RelayState relay_ = RelayState::Bound;

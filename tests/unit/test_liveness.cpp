@@ -16,16 +16,31 @@ TEST_CASE("liveness: a busy session on the relay is dead after keepalive + grace
   l.set_busy(true);
   CHECK(l.keepalive() == std::chrono::milliseconds(1000));
   CHECK(l.next_timeout() == kT0 + 4000 * kMs);
+  l.on_relay_heard(kT0 + 3900 * kMs);
   CHECK_FALSE(l.verdict(kT0 + 3999 * kMs));
   l.on_received(kT0 + 3000 * kMs); // an ACK of our keepalive PING: the clock starts again
+  l.on_relay_heard(kT0 + 6000 * kMs);
   CHECK_FALSE(l.verdict(kT0 + 6999 * kMs));
   auto v = l.verdict(kT0 + 7000 * kMs);
   REQUIRE(v);
   CHECK(*v == "nothing from the peer for 4.0 s over the relay");
 }
 
+TEST_CASE("liveness: a silent relay is no evidence against the peer", "[liveness]") {
+  Liveness l({}, kT0);
+  l.set_busy(true);
+  // The intermediate was last heard 2.5 s before: it may be the one that died.
+  l.on_relay_heard(kT0 + 2500 * kMs);
+  CHECK_FALSE(l.verdict(kT0 + 5000 * kMs));
+  CHECK_FALSE(l.verdict(kT0 + 60'000 * kMs));
+  // It answers our control keepalive again, and the peer still says nothing: dead.
+  l.on_relay_heard(kT0 + 60'000 * kMs);
+  CHECK(l.verdict(kT0 + 60'000 * kMs));
+}
+
 TEST_CASE("liveness: an idle session waits for its slow keepalive", "[liveness]") {
   Liveness l({}, kT0);
+  l.on_relay_heard(kT0 + 13'000 * kMs);
   CHECK(l.keepalive() == std::chrono::milliseconds(10000));
   CHECK_FALSE(l.verdict(kT0 + 12999 * kMs));
   CHECK(l.verdict(kT0 + 13000 * kMs));
@@ -47,6 +62,7 @@ TEST_CASE("liveness: a fallback to the relay gets its own grace", "[liveness]") 
   Liveness l({}, kT0);
   l.set_busy(true);
   l.set_direct(true, kT0);
+  l.on_relay_heard(kT0 + 8000 * kMs);
   // Consent on the direct path lost after 4 s of silence: the session falls back.
   l.set_direct(false, kT0 + 4000 * kMs);
   CHECK_FALSE(l.verdict(kT0 + 7999 * kMs));
@@ -63,6 +79,7 @@ TEST_CASE("liveness: no verdict while the relay is unbound", "[liveness]") {
   CHECK_FALSE(l.verdict(kT0 + 600'000 * kMs));
   // Bound again (SessionResumed): silence counts from then, not from the last packet.
   l.set_relay(RelayState::Bound, kT0 + 20'000 * kMs);
+  l.on_relay_heard(kT0 + 23'000 * kMs);
   CHECK_FALSE(l.verdict(kT0 + 23'999 * kMs));
   CHECK(l.verdict(kT0 + 24'000 * kMs));
 }
@@ -85,6 +102,7 @@ TEST_CASE("liveness: state changes that change nothing do not reset the clock", 
   l.set_busy(true);
   l.set_relay(RelayState::Bound, kT0 + 3000 * kMs);
   l.set_direct(false, kT0 + 3000 * kMs);
+  l.on_relay_heard(kT0 + 4000 * kMs);
   CHECK(l.verdict(kT0 + 4000 * kMs));
   CHECK(std::string(to_string(RelayState::PeerLost)) == "peer lost");
 }
