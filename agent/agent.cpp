@@ -23,16 +23,15 @@ Agent::Agent(boost::asio::io_context& io, AgentOptions options)
       tls_(std::make_shared<quic::TlsIdentity>(options_.tls, Role::Agent)),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
       control_(io, endpoint_,
-               io::ControlClient::Options{options_.intermediate,
-                                          options_.intermediate_name,
-                                          tls_,
-                                          wire::Role::Agent,
-                                          {},
-                                          &refusals_},
-               io::ControlClient::Listener{
-                   [this] { on_control_connected(); },
-                   [this](const wire::ControlMessage& m) { on_control_message(m); },
-                   [this](const std::string& why) { on_control_lost(why); }}),
+               io::ControlClient::Options{{}, {}, tls_, wire::Role::Agent, {}, &refusals_},
+               options_.intermediates, io::ControlPlane::Mode::Home,
+               io::ControlPlane::Listener{
+                   [this](size_t i) { on_control_connected(i); },
+                   [this](size_t i, const wire::ControlMessage& m) {
+                     // Only the home speaks for our sessions; a racer about to be closed does not.
+                     if (control_.home() == i) on_control_message(i, m);
+                   },
+                   [this](size_t, const std::string& why) { on_control_lost(why); }}),
       sweep_timer_(io) {
   for (auto& spec : options_.exposes)
     listeners_.push_back(std::make_unique<LocalListener>(
@@ -47,8 +46,9 @@ void Agent::start() {
   endpoint_.start([this](const Address& from, std::span<const uint8_t> d) {
     auto frame = wire::parse_relay_frame(d);
     auto it = frame ? sessions_.find(frame->session_id) : sessions_.end();
-    if (!frame || !(from == options_.intermediate) || it == sessions_.end()) return;
-    it->second->quic().receive({relay_local_address(), options_.intermediate}, frame->payload);
+    // Relay frames come from an intermediate of ours (QUIC authenticates what they carry).
+    if (!frame || !control_.index_of(from) || it == sessions_.end()) return;
+    it->second->quic().receive({relay_local_address(), from}, frame->payload);
   });
   spdlog::info("agent '{}' on udp {}", tls_->name(), endpoint_.socket().local().to_string());
   spdlog::info("identity: {}", tls_->summary());
@@ -71,7 +71,7 @@ Agent::Request* Agent::request_session(const std::string& service) {
   Request r;
   r.id = next_request_id_++;
   r.sent = std::chrono::steady_clock::now();
-  if (!control_.send(wire::OpenSession{r.id, service})) return nullptr;
+  if (!send_home(wire::OpenSession{r.id, service})) return nullptr;
   spdlog::info("asking the intermediate for a session to '{}'", service);
   return &requests_.emplace(service, std::move(r)).first->second;
 }
@@ -83,7 +83,7 @@ void Agent::on_tcp(LocalListener& l, tcp::socket s) {
   if (!req) {
     counters_.connections_refused_offline++;
     spdlog::warn("'{}': connection refused: not connected to the intermediate ({})", service,
-                 control_.last_error().empty() ? control_.state_name() : control_.last_error());
+                 control_.describe_state());
     return; // the socket closes as it goes out of scope
   }
   if (req->connections.size() >= kMaxQueuedPerRequest) return;
@@ -145,14 +145,25 @@ void Agent::on_udp_reply(std::span<const uint8_t> datagram) {
   it->second.listener->send_udp(it->second.client, d->payload);
 }
 
-void Agent::on_control_message(const wire::ControlMessage& m) {
-  if (auto* ready = std::get_if<wire::SessionReady>(&m)) return on_session_ready(*ready);
+void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
+  if (auto* ready = std::get_if<wire::SessionReady>(&m)) return on_session_ready(i, *ready);
   if (auto* reject = std::get_if<wire::SessionReject>(&m)) return on_session_reject(*reject);
   if (auto* closed = std::get_if<wire::SessionClosed>(&m))
     return end_session(closed->session_id,
                        std::string("intermediate closed it: ") + wire::to_string(closed->code),
                        false);
-  if (auto* resumed = std::get_if<wire::SessionResumed>(&m)) return on_session_resumed(*resumed);
+  if (auto* resumed = std::get_if<wire::SessionResumed>(&m))
+    return on_session_resumed(i, *resumed);
+  if (auto* query = std::get_if<wire::ResumeSession>(&m)) {
+    // The connector announced the session first: claim it too, or say it is gone.
+    auto it = sessions_.find(query->session_id);
+    if (it != sessions_.end() && it->second->connector() == query->peer &&
+        it->second->service() == query->service && it->second->established())
+      control_.send(i, wire::ResumeSession{query->session_id, query->peer, query->service});
+    else
+      control_.send(i, wire::SessionClosed{query->session_id, wire::ErrorCode::SessionGone});
+    return;
+  }
   if (auto* lost = std::get_if<wire::PeerLost>(&m)) {
     if (auto it = sessions_.find(lost->session_id); it != sessions_.end()) {
       auto& s = *it->second;
@@ -178,10 +189,11 @@ void Agent::on_control_message(const wire::ControlMessage& m) {
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
 }
 
-TunnelSession& Agent::create_session(const wire::SessionReady& m, const std::string& service) {
+TunnelSession& Agent::create_session(size_t via, const wire::SessionReady& m,
+                                     const std::string& service) {
   uint64_t id = m.session_id;
   auto session = std::make_unique<TunnelSession>(
-      id, m.connector, service, m.authorization, options_.intermediate,
+      id, m.connector, service, m.authorization, control_.address(via),
       [this, id](std::span<const uint8_t> d) {
         if (auto p = wire::parse_ping(d)) {
           if (p->pong) on_pong(id, p->id);
@@ -228,7 +240,7 @@ TunnelSession& Agent::create_session(const wire::SessionReady& m, const std::str
   return ref;
 }
 
-void Agent::on_session_ready(const wire::SessionReady& m) {
+void Agent::on_session_ready(size_t via, const wire::SessionReady& m) {
   auto req = std::find_if(requests_.begin(), requests_.end(),
                           [&](auto& kv) { return kv.second.id == m.request_id; });
   if (req == requests_.end()) return;
@@ -237,7 +249,7 @@ void Agent::on_session_ready(const wire::SessionReady& m) {
   requests_.erase(req);
   // One session per service: the authorization it carries names that one service.
   if (sessions_.count(m.session_id)) return;
-  TunnelSession& session = create_session(m, service);
+  TunnelSession& session = create_session(via, m, service);
   if (!sessions_.count(m.session_id)) return; // could not start
   session_of_service_[service] = m.session_id;
   for (auto& s : r.connections)
@@ -246,14 +258,22 @@ void Agent::on_session_ready(const wire::SessionReady& m) {
     session.send_datagram(wire::encode_datagram(flow, service, payload));
 }
 
+bool Agent::send_home(const wire::ControlMessage& m) {
+  auto home = control_.home();
+  return home && control_.send(*home, m);
+}
+
 void Agent::start_paths(TunnelSession& s) {
   ice::PathManagerConfig pc;
   pc.controlling = true; // the agent nominates and migrates (DESIGN D4)
   pc.session_id = s.id();
   io::PathDriver::Hooks hooks;
-  hooks.signal = [this](const wire::ControlMessage& m) { return control_.send(m); };
+  hooks.signal = [this](const wire::ControlMessage& m) { return send_home(m); };
   hooks.use_direct = [&s](const Address& remote) { s.move_to_direct(remote); };
-  hooks.use_relay = [this, &s] { s.move_to_relay(options_.intermediate); };
+  hooks.use_relay = [this, &s] {
+    auto home = control_.home();
+    s.move_to_relay(home ? control_.address(*home) : s.relay_path().remote);
+  };
   s.set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
   s.paths()->set_local_candidates(
       io::gather_candidates(endpoint_.socket(), control_.observed_address()));
@@ -379,7 +399,7 @@ void Agent::end_session(uint64_t id, const std::string& why, bool tell_intermedi
       m != session_of_service_.end() && m->second == id)
     session_of_service_.erase(m);
   if (q.attached() && !q.conn().finished()) q.close(0, "session closed");
-  if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
+  if (tell_intermediate) send_home(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
   sessions_.erase(it);
 }
 
@@ -405,14 +425,14 @@ void Agent::on_control_lost(const std::string& why) {
 // Registered again: every live session is announced, so that the intermediate (the same one
 // restarted, or another) re-authorizes it and binds its relay (docs/protocol.md §6.2). A session
 // whose handshake had not completed cannot be resumed: it ends.
-void Agent::on_control_connected() {
+void Agent::on_control_connected(size_t i) {
   std::vector<uint64_t> unfinished;
   for (auto& [id, s] : sessions_) {
     if (!s->established()) {
       unfinished.push_back(id);
       continue;
     }
-    control_.send(wire::ResumeSession{id, s->connector(), s->service()});
+    control_.send(i, wire::ResumeSession{id, s->connector(), s->service()});
   }
   for (auto id : unfinished)
     end_session(id, "the control connection was lost during its handshake", false);
@@ -420,7 +440,7 @@ void Agent::on_control_connected() {
     spdlog::info("control: announced {} live session(s) to the intermediate", sessions_.size());
 }
 
-void Agent::on_session_resumed(const wire::SessionResumed& m) {
+void Agent::on_session_resumed(size_t i, const wire::SessionResumed& m) {
   auto it = sessions_.find(m.session_id);
   if (it == sessions_.end()) return;
   auto& s = *it->second;
@@ -431,7 +451,7 @@ void Agent::on_session_resumed(const wire::SessionResumed& m) {
     return;
   }
   spdlog::info("session {:016x}: relay bound again; moving the session onto it", s.id());
-  s.move_to_relay(options_.intermediate);
+  s.move_to_relay(control_.address(i));
 }
 
 void Agent::sweep() {
@@ -439,12 +459,14 @@ void Agent::sweep() {
   // A dead connector is noticed within seconds, not at the 30 s idle timeout (DESIGN D10).
   std::vector<std::pair<uint64_t, std::string>> dead;
   bool probe = false;
+  const auto home = control_.home();
+  const quic::Timestamp home_heard = home ? control_.last_received(*home) : 0;
   for (auto& [id, s] : sessions_) {
-    if (auto why = io::watch_session(s->liveness(), s->quic(), s->busy(), control_.last_received()))
+    if (auto why = io::watch_session(s->liveness(), s->quic(), s->busy(), home_heard))
       dead.emplace_back(id, *why);
     probe = probe || io::relay_silent(s->liveness(), s->quic());
   }
-  control_.set_probing(probe);
+  if (home) control_.set_probing(*home, probe);
   for (auto& [id, why] : dead)
     end_session(id, "connector unreachable: " + why, true);
   for (auto it = requests_.begin(); it != requests_.end();) {

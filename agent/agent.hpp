@@ -2,7 +2,7 @@
 // traffic over end-to-end sessions with the connectors that serve them.
 #pragma once
 
-#include "io/control_client.hpp"
+#include "io/control_plane.hpp"
 #include "io/endpoint.hpp"
 #include "io/refusal_log.hpp"
 #include "io/status_server.hpp"
@@ -21,8 +21,7 @@ namespace ztna {
 
 struct AgentOptions {
   Address listen;
-  Address intermediate;
-  std::string intermediate_name;
+  std::vector<io::IntermediateEndpoint> intermediates; // one home at a time (io::ControlPlane)
   quic::TlsFiles tls;
   std::vector<ServiceSpec> exposes;
   // Never look for direct paths: every session stays on the relay (DESIGN D3 fallback only).
@@ -82,17 +81,19 @@ private:
   void on_pong(uint64_t session_id, uint64_t ping_id);
   TunnelSession* session_for(const std::string& service);
   Request* request_session(const std::string& service);
-  void on_control_message(const wire::ControlMessage& m);
-  void on_session_ready(const wire::SessionReady& m);
+  void on_control_message(size_t i, const wire::ControlMessage& m);
+  void on_session_ready(size_t via, const wire::SessionReady& m);
+  bool send_home(const wire::ControlMessage& m);
   void on_session_reject(const wire::SessionReject& m);
   void on_stun(const Address& from, std::span<const uint8_t> datagram);
   void start_paths(TunnelSession& s);
   void update_candidates();
-  TunnelSession& create_session(const wire::SessionReady& m, const std::string& service);
+  TunnelSession& create_session(size_t via, const wire::SessionReady& m,
+                                const std::string& service);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void on_control_lost(const std::string& why);
-  void on_control_connected();
-  void on_session_resumed(const wire::SessionResumed& m);
+  void on_control_connected(size_t i);
+  void on_session_resumed(size_t i, const wire::SessionResumed& m);
   void sweep();
 
   boost::asio::io_context& io_;
@@ -101,7 +102,7 @@ private:
   io::Endpoint endpoint_;
   io::RefusalLog refusals_;
   uint64_t reloads_ = 0, reload_failures_ = 0;
-  io::ControlClient control_;
+  io::ControlPlane control_;
   std::vector<std::unique_ptr<LocalListener>> listeners_;
   std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
   std::map<std::string, uint64_t> session_of_service_;

@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
 
   return ztna::io::run_daemon("agent", log_level, status_socket, [&](boost::asio::io_context& io) {
     auto t = ztna::io::resolve(target);
-    ztna::AgentOptions opts{t.listen, t.intermediate, t.intermediate_name, tls, {}, relay_only};
+    ztna::AgentOptions opts{t.listen, t.intermediates, tls, {}, relay_only};
     for (auto& text : exposes) {
       std::string error;
       auto spec = ztna::parse_service_spec(text, error);

@@ -61,6 +61,9 @@ public:
   std::chrono::steady_clock::time_point created() const { return created_; }
   size_t open_streams() const { return splices_.size(); }
   bool busy() const { return !splices_.empty(); }
+  // Which of our intermediates offered (or last resumed) the session: it relays and signals it.
+  size_t via() const { return via_; }
+  void set_via(size_t i) { via_ = i; }
   // Whether the agent is still there (DESIGN D10); fed by the connector's sweep.
   session::Liveness& liveness() { return liveness_; }
   const session::Liveness& liveness() const { return liveness_; }
@@ -102,6 +105,7 @@ private:
   ConnectorCounters& counters_;
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   session::Liveness liveness_;
+  size_t via_ = 0;
   std::unique_ptr<io::PathDriver> paths_;
   std::unique_ptr<io::QuicPeer> quic_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;

@@ -46,13 +46,13 @@ Connector::Connector(boost::asio::io_context& io, ConnectorOptions options)
       verifier_(load_verifier(options_.authorization_pub)),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
       control_(io, endpoint_,
-               io::ControlClient::Options{options_.intermediate, options_.intermediate_name, tls_,
-                                          wire::Role::Connector, names(options_.services),
-                                          &refusals_},
-               io::ControlClient::Listener{
-                   [this] { on_control_connected(); },
-                   [this](const wire::ControlMessage& m) { on_control_message(m); },
-                   [this](const std::string& why) { on_control_lost(why); }}),
+               io::ControlClient::Options{{}, {}, tls_, wire::Role::Connector,
+                                          names(options_.services), &refusals_},
+               options_.intermediates, io::ControlPlane::Mode::All,
+               io::ControlPlane::Listener{
+                   [this](size_t i) { on_control_connected(i); },
+                   [this](size_t i, const wire::ControlMessage& m) { on_control_message(i, m); },
+                   [this](size_t i, const std::string& why) { on_control_lost(i, why); }}),
       sweep_timer_(io) {
   for (auto& s : options_.services) {
     // Deny by default here too: a service nobody may reach is a mistake worth stopping for.
@@ -84,43 +84,64 @@ void Connector::start() {
   sweep();
 }
 
-void Connector::on_control_message(const wire::ControlMessage& m) {
-  if (auto* offer = std::get_if<wire::SessionOffer>(&m)) return on_offer(*offer);
+// What an intermediate says of a session counts only if that intermediate relays it now: after
+// a move, the one it left may still time out its claim and close it there (DESIGN D11).
+BackendSession* Connector::session_via(size_t i, uint64_t id) {
+  auto it = sessions_.find(id);
+  return it != sessions_.end() && it->second->via() == i ? it->second.get() : nullptr;
+}
+
+void Connector::on_control_message(size_t i, const wire::ControlMessage& m) {
+  if (auto* offer = std::get_if<wire::SessionOffer>(&m)) return on_offer(i, *offer);
   if (auto* c = std::get_if<wire::Candidates>(&m)) {
-    if (auto it = sessions_.find(c->session_id); it != sessions_.end())
-      it->second->paths()->on_candidates(*c);
+    if (auto* s = session_via(i, c->session_id)) s->paths()->on_candidates(*c);
     return;
   }
   if (auto* start = std::get_if<wire::StartChecks>(&m)) {
-    if (auto it = sessions_.find(start->session_id); it != sessions_.end())
-      it->second->paths()->on_start_checks(start->generation);
+    if (auto* s = session_via(i, start->session_id)) s->paths()->on_start_checks(start->generation);
+    return;
+  }
+  if (auto* query = std::get_if<wire::ResumeSession>(&m)) {
+    // The agent resumed the session at intermediate i (it re-homed there): claim it there too.
+    auto it = sessions_.find(query->session_id);
+    if (it != sessions_.end() && it->second->agent() == query->peer &&
+        it->second->service() == query->service && it->second->quic() &&
+        it->second->quic()->conn().handshake_completed())
+      control_.send(i, wire::ResumeSession{query->session_id, query->peer, query->service});
+    else
+      control_.send(i, wire::SessionClosed{query->session_id, wire::ErrorCode::SessionGone});
     return;
   }
   if (std::holds_alternative<wire::ObservedAddress>(m)) return update_candidates();
   if (auto* closed = std::get_if<wire::SessionClosed>(&m)) {
-    end_session(closed->session_id,
-                std::string("intermediate closed it: ") + wire::to_string(closed->code), false);
+    if (session_via(i, closed->session_id))
+      end_session(closed->session_id,
+                  std::string("intermediate closed it: ") + wire::to_string(closed->code), false);
     return;
   }
   if (auto* resumed = std::get_if<wire::SessionResumed>(&m)) {
     if (auto it = sessions_.find(resumed->session_id); it != sessions_.end()) {
-      it->second->liveness().set_relay(session::RelayState::Bound, io::now());
-      spdlog::info("session {:016x}: relay bound again", resumed->session_id);
+      auto& s = *it->second;
+      const bool moved = s.via() != i;
+      s.set_via(i);
+      s.liveness().set_relay(session::RelayState::Bound, io::now());
+      spdlog::info("session {:016x}: relay bound again{}", resumed->session_id,
+                   moved ? " at " + control_.address(i).to_string() : std::string());
     }
     return;
   }
   if (auto* lost = std::get_if<wire::PeerLost>(&m)) {
-    if (auto it = sessions_.find(lost->session_id); it != sessions_.end()) {
-      it->second->liveness().set_relay(session::RelayState::PeerLost, io::now());
+    if (auto* s = session_via(i, lost->session_id)) {
+      s->liveness().set_relay(session::RelayState::PeerLost, io::now());
       spdlog::warn("session {:016x}: agent '{}' lost its control connection", lost->session_id,
-                   it->second->agent());
+                   s->agent());
     }
     return;
   }
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
 }
 
-void Connector::on_offer(const wire::SessionOffer& offer) {
+void Connector::on_offer(size_t via, const wire::SessionOffer& offer) {
   if (sessions_.count(offer.session_id)) return;
   // What can be refused before any handshake is refused here, and the agent hears so at once.
   std::string refusal;
@@ -134,7 +155,7 @@ void Connector::on_offer(const wire::SessionOffer& offer) {
     counters_.offers_refused++;
     spdlog::warn("session {:016x}: refusing the offer for agent '{}': {}", offer.session_id,
                  offer.agent, refusal);
-    control_.send(wire::SessionClosed{offer.session_id, wire::ErrorCode::NotAuthorized});
+    control_.send(via, wire::SessionClosed{offer.session_id, wire::ErrorCode::NotAuthorized});
     return;
   }
   spdlog::info("session {:016x}: agent '{}' (at {}) for '{}': accepted, waiting for its "
@@ -156,25 +177,30 @@ void Connector::on_offer(const wire::SessionOffer& offer) {
   pc.controlling = false;
   pc.session_id = offer.session_id;
   io::PathDriver::Hooks hooks;
-  hooks.signal = [this](const wire::ControlMessage& msg) { return control_.send(msg); };
+  const uint64_t id = offer.session_id;
+  hooks.signal = [this, id](const wire::ControlMessage& msg) {
+    auto it = sessions_.find(id);
+    return it != sessions_.end() && control_.send(it->second->via(), msg);
+  };
   session->set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
   session->paths()->set_local_candidates(
       io::gather_candidates(endpoint_.socket(), control_.observed_address()));
   sessions_.emplace(offer.session_id, std::move(session));
-  control_.send(wire::SessionAccept{offer.session_id});
+  sessions_.at(offer.session_id)->set_via(via);
+  control_.send(via, wire::SessionAccept{offer.session_id});
 }
 
 void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram) {
   auto frame = wire::parse_relay_frame(datagram);
   auto it = frame ? sessions_.find(frame->session_id) : sessions_.end();
   // Relay frames are only trusted from the intermediate, for sessions it offered us.
-  if (!frame || !(from == options_.intermediate) || it == sessions_.end()) {
+  if (!frame || !control_.index_of(from) || it == sessions_.end()) {
     counters_.relay_frames_unexpected++;
     return;
   }
   auto& s = *it->second;
   if (!s.quic()) return start_session(s, frame->payload);
-  const quic::Path path{relay_local_address(), options_.intermediate};
+  const quic::Path path{relay_local_address(), from};
   s.quic()->receive(path, frame->payload);
 }
 
@@ -195,7 +221,7 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
   cfg.peer.roles = {Role::Agent};
   cfg.peer.client_auth = true;
   cfg.peer.name = s.agent();
-  quic::Path path{relay_local_address(), options_.intermediate};
+  quic::Path path{relay_local_address(), control_.address(s.via())};
   std::string error;
   auto conn = quic::Connection::server(cfg, path, hd, s, io::now(), error);
   if (!conn) {
@@ -237,39 +263,46 @@ void Connector::end_session(uint64_t id, const std::string& why, bool tell_inter
                       "session " + fmt::format("{:016x}", id));
   spdlog::info("session {:016x} with agent '{}' ended: {}", id, it->second->agent(), why);
   if (q && !q->conn().finished()) q->close(0, "session closed");
-  if (tell_intermediate) control_.send(wire::SessionClosed{id, wire::ErrorCode::SessionGone});
+  if (tell_intermediate)
+    control_.send(it->second->via(), wire::SessionClosed{id, wire::ErrorCode::SessionGone});
   sessions_.erase(it);
 }
 
 // Sessions outlive the control connection (DESIGN D10): they carry on on a direct path, or wait
 // for the relay to be bound again.
-void Connector::on_control_lost(const std::string& why) {
-  size_t direct = 0;
+void Connector::on_control_lost(size_t i, const std::string& why) {
+  size_t affected = 0, direct = 0;
   for (auto& [id, s] : sessions_) {
+    if (s->via() != i) continue;
+    affected++;
     s->liveness().set_relay(session::RelayState::Unbound, io::now());
     direct += s->quic() && io::on_direct_path(*s->quic());
   }
-  if (!sessions_.empty())
-    spdlog::warn("control connection lost ({}): {} session(s) carry on, {} of them on a direct "
-                 "path; the others wait for the relay",
-                 why, sessions_.size(), direct);
+  if (affected)
+    spdlog::warn("control connection to {} lost ({}): {} session(s) carry on, {} of them on a "
+                 "direct path; the others wait for the relay",
+                 control_.address(i).to_string(), why, affected, direct);
 }
 
 // Registered again: every live session is announced (docs/protocol.md §6.2). Offers whose
 // handshake had not completed cannot be resumed: they end.
-void Connector::on_control_connected() {
+void Connector::on_control_connected(size_t i) {
   std::vector<uint64_t> unfinished;
+  size_t announced = 0;
   for (auto& [id, s] : sessions_) {
+    if (s->via() != i) continue;
     if (!s->quic() || !s->quic()->conn().handshake_completed()) {
       unfinished.push_back(id);
       continue;
     }
-    control_.send(wire::ResumeSession{id, s->agent(), s->service()});
+    control_.send(i, wire::ResumeSession{id, s->agent(), s->service()});
+    announced++;
   }
   for (auto id : unfinished)
     end_session(id, "the control connection was lost before its handshake completed", false);
-  if (!sessions_.empty())
-    spdlog::info("control: announced {} live session(s) to the intermediate", sessions_.size());
+  if (announced)
+    spdlog::info("control: announced {} live session(s) to {}", announced,
+                 control_.address(i).to_string());
 }
 
 void Connector::reload() {
@@ -321,15 +354,17 @@ void Connector::sweep() {
     end_session(id, "the agent never started the handshake", true);
   // A dead agent is noticed within seconds (DESIGN D10): its backends are let go.
   std::vector<std::pair<uint64_t, std::string>> dead;
-  bool probe = false;
+  std::vector<bool> probing(control_.size(), false);
   for (auto& [id, s] : sessions_) {
     auto* q = s->quic();
     if (!q) continue;
-    if (auto why = io::watch_session(s->liveness(), *q, s->busy(), control_.last_received()))
+    if (auto why = io::watch_session(s->liveness(), *q, s->busy(),
+                                     control_.last_received(s->via())))
       dead.emplace_back(id, *why);
-    probe = probe || io::relay_silent(s->liveness(), *q);
+    if (io::relay_silent(s->liveness(), *q)) probing[s->via()] = true;
   }
-  control_.set_probing(probe);
+  for (size_t i = 0; i < control_.size(); ++i)
+    control_.set_probing(i, probing[i]);
   for (auto& [id, why] : dead)
     end_session(id, "agent unreachable: " + why, true);
   for (auto id : unauthorized) {

@@ -4,7 +4,7 @@
 
 #include "auth/authorization.hpp"
 #include "backend_session.hpp"
-#include "io/control_client.hpp"
+#include "io/control_plane.hpp"
 #include "io/endpoint.hpp"
 #include "io/refusal_log.hpp"
 #include "session/allow_list.hpp"
@@ -19,8 +19,8 @@ namespace ztna {
 
 struct ConnectorOptions {
   Address listen;
-  Address intermediate;
-  std::string intermediate_name;
+  // Registered with every one of them (io::ControlPlane, mode All).
+  std::vector<io::IntermediateEndpoint> intermediates;
   quic::TlsFiles tls;
   std::vector<ServiceSpec> services;
   session::AllowList allow;
@@ -39,13 +39,14 @@ public:
   nlohmann::json status() const;
 
 private:
-  void on_control_message(const wire::ControlMessage& m);
-  void on_offer(const wire::SessionOffer& offer);
+  void on_control_message(size_t i, const wire::ControlMessage& m);
+  void on_offer(size_t via, const wire::SessionOffer& offer);
+  BackendSession* session_via(size_t i, uint64_t id);
   void on_relay(const Address& from, std::span<const uint8_t> datagram);
   void start_session(BackendSession& s, std::span<const uint8_t> initial_packet);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
-  void on_control_lost(const std::string& why);
-  void on_control_connected();
+  void on_control_lost(size_t i, const std::string& why);
+  void on_control_connected(size_t i);
   void on_stun(const Address& from, std::span<const uint8_t> datagram);
   void update_candidates();
   void sweep();
@@ -57,7 +58,7 @@ private:
   io::Endpoint endpoint_;
   std::map<std::string, ServiceSpec, std::less<>> services_;
   io::RefusalLog refusals_;
-  io::ControlClient control_;
+  io::ControlPlane control_;
   session::ReplayGuard replay_;
   SocketBudget sockets_;
   std::map<uint64_t, std::unique_ptr<BackendSession>> sessions_;

@@ -84,8 +84,7 @@ int main(int argc, char** argv) {
         auto t = ztna::io::resolve(target);
         ztna::ConnectorOptions opts;
         opts.listen = t.listen;
-        opts.intermediate = t.intermediate;
-        opts.intermediate_name = t.intermediate_name;
+        opts.intermediates = t.intermediates;
         opts.tls = tls;
         opts.authorization_pub = authorization_pub;
         opts.sockets_per_session = sockets_per_session;

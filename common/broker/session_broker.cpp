@@ -113,6 +113,7 @@ void SessionBroker::on_message(PeerId id, const wire::ControlMessage& m, Now now
     return;
   }
   if (auto* hello = std::get_if<wire::Hello>(&m)) return on_hello(*peer, *hello, now);
+  if (std::holds_alternative<wire::Heartbeat>(m)) return; // its QUIC ACK is the answer
   if (!peer->registered) {
     counters_.control_messages_unexpected++;
     send(id, wire::ErrorMessage{wire::ErrorCode::NotAuthorized, "send Hello first"});
@@ -473,7 +474,7 @@ void SessionBroker::on_resume(Peer& peer, const wire::ResumeSession& m, Now now)
     log(LogLevel::Info, "session " + hex16(m.session_id) + ": " + peer.identity.describe() +
                             " resumes it with " + (agent ? "connector '" : "agent '") + m.peer +
                             "' for '" + m.service + "'; waiting for the other end");
-    sessions_.emplace(m.session_id, std::move(s));
+    ask_other_end(sessions_.emplace(m.session_id, std::move(s)).first->second);
     return;
   }
   Session& s = it->second;
@@ -490,7 +491,24 @@ void SessionBroker::on_resume(Peer& peer, const wire::ResumeSession& m, Now now)
   }
   slot = peer.id;
   peer.sessions++;
-  if (!s.waiting()) rejoin(s);
+  if (!s.waiting()) return rejoin(s);
+  ask_other_end(s);
+}
+
+// A session claimed by one end only: if the other end is registered here, ask it (the same
+// ResumeSession, from us) whether it still holds the session. An agent that moved to this
+// intermediate finds its connector here (connectors register with every intermediate, DESIGN
+// D11), and the connector has no other way to learn where the agent went.
+void SessionBroker::ask_other_end(const Session& s) {
+  const bool need_connector = s.connector == 0;
+  const std::string& name = need_connector ? s.connector_name : s.agent_name;
+  const Role role = need_connector ? Role::Connector : Role::Agent;
+  for (const auto& [id, p] : peers_) {
+    if (!p.registered || p.identity.role != role || p.identity.name != name) continue;
+    send(id, wire::ResumeSession{s.id, need_connector ? s.agent_name : s.connector_name,
+                                 s.service});
+    return;
+  }
 }
 
 void SessionBroker::rejoin(Session& s) {

@@ -209,6 +209,7 @@ private:
   void on_resume(Peer& peer, const wire::ResumeSession& m, Now now);
   // Both ends are back: policy again, then the relay binding and SessionResumed to both.
   void rejoin(Session& s);
+  void ask_other_end(const Session& s);
   // Policy for a session's agent reaching its service and its connector serving it (either may
   // be null: not judged); empty if allowed, else why not ("<who> <may> reach ...").
   std::string denial(const Peer* agent, const Peer* connector, const std::string& service,

@@ -154,12 +154,38 @@ void ControlClient::set_tls(quic::TlsIdentityPtr tls) {
   }
 }
 
+std::chrono::milliseconds ControlClient::probe_deadline() const {
+  const auto rtt = std::chrono::milliseconds(static_cast<int64_t>(rtt_ms() * 5));
+  return std::max(std::chrono::milliseconds(600), rtt);
+}
+
 void ControlClient::set_probing(bool probing) {
-  if (probing == probing_) return;
+  const bool live = state_ == State::Connected && peer_ && peer_->attached() &&
+                    !peer_->conn().finished();
+  if (probing != probing_ && live) {
+    peer_->conn().set_keepalive(probing ? kProbeKeepalive : options_.keepalive);
+    peer_->schedule_flush();
+  }
+  const bool started = probing && !probing_;
   probing_ = probing;
-  if (!peer_ || !peer_->attached() || peer_->conn().finished()) return;
-  peer_->conn().set_keepalive(probing ? kProbeKeepalive : options_.keepalive);
-  peer_->schedule_flush();
+  if (!probing || !live) return;
+  const auto t = now();
+  const auto since = t - heartbeat_sent_;
+  if (started || (peer_->last_received() >= heartbeat_sent_ &&
+                  since >= static_cast<quic::Timestamp>(
+                               std::chrono::nanoseconds(kProbeKeepalive).count()))) {
+    heartbeat_sent_ = t;
+    send(wire::Heartbeat{});
+    return;
+  }
+  const auto deadline = probe_deadline();
+  if (peer_->last_received() < heartbeat_sent_ &&
+      since > static_cast<quic::Timestamp>(std::chrono::nanoseconds(deadline).count())) {
+    const std::string why = "no answer from the intermediate within " +
+                            std::to_string(deadline.count()) + " ms of a heartbeat";
+    peer_->close(static_cast<uint64_t>(wire::ErrorCode::Shutdown), "no answer");
+    on_lost(why);
+  }
 }
 
 quic::Timestamp ControlClient::last_received() const {

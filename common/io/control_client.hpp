@@ -50,11 +50,15 @@ public:
   // intermediate we are connected to, the connection closes at once.
   void set_tls(quic::TlsIdentityPtr tls);
   // While a relayed session hears nothing, the daemon asks whether the intermediate is still
-  // there: the control connection's keepalive drops to kProbeKeepalive, so a live intermediate
-  // answers within a second, and a restarted one answers with a stateless reset (RFC 9000
-  // §10.3) that makes us reconnect at once (DESIGN D10).
+  // there (DESIGN D10): a Heartbeat goes out at once and then every second, and the keepalive
+  // drops to kProbeKeepalive. A live intermediate acknowledges within a round trip; a restarted
+  // one answers with a stateless reset (RFC 9000 §10.3); one that says nothing within
+  // probe_deadline() is taken for dead and the connection for lost, so that the daemon moves
+  // to another intermediate. Called again and again (every sweep) while it holds.
   static constexpr std::chrono::milliseconds kProbeKeepalive{1000};
   void set_probing(bool probing);
+  // max(600 ms, 5 x the control connection's smoothed RTT).
+  std::chrono::milliseconds probe_deadline() const;
   // When the intermediate was last heard from (io::now()); 0 if never on this connection.
   quic::Timestamp last_received() const;
 
@@ -90,6 +94,7 @@ private:
   std::string last_error_;
   uint64_t connects_ = 0;
   bool probing_ = false;
+  quic::Timestamp heartbeat_sent_ = 0;
 };
 
 } // namespace ztna::io

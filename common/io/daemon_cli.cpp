@@ -103,9 +103,12 @@ CLI::App* add_status_subcommand(CLI::App& app, std::string& status_socket, bool&
 }
 
 void add_intermediate_options(CLI::App* run, IntermediateTarget& target) {
-  run->add_option("--intermediate", target.intermediate, "intermediate HOST:PORT")->required();
+  run->add_option("--intermediate", target.intermediates,
+                  "intermediate HOST:PORT (repeatable; a host name with several addresses "
+                  "names several intermediates)")
+      ->required();
   run->add_option("--intermediate-name", target.intermediate_name,
-                  "name in the intermediate's certificate (default: its host)");
+                  "name in the intermediates' certificates (default: the host of each)");
   run->add_option("--listen", target.listen, "local UDP address")->capture_default_str();
 }
 
@@ -114,15 +117,24 @@ ResolvedTarget resolve(const IntermediateTarget& target) {
   auto bind = Address::parse(target.listen);
   if (!bind) throw std::runtime_error("--listen: not an IP:port: " + target.listen);
   r.listen = *bind;
-  auto inter = Address::resolve(target.intermediate);
-  if (!inter) throw std::runtime_error("--intermediate: cannot resolve " + target.intermediate);
-  r.intermediate = *inter;
-  r.intermediate_name = target.intermediate_name;
-  if (r.intermediate_name.empty()) {
-    r.intermediate_name = target.intermediate.substr(0, target.intermediate.rfind(':'));
-    if (r.intermediate_name.size() > 2 && r.intermediate_name.front() == '[')
-      r.intermediate_name = r.intermediate_name.substr(1, r.intermediate_name.size() - 2);
+  for (const auto& text : target.intermediates) {
+    auto all = Address::resolve_all(text);
+    if (all.empty()) throw std::runtime_error("--intermediate: cannot resolve " + text);
+    std::string name = target.intermediate_name;
+    if (name.empty()) {
+      name = text.substr(0, text.rfind(':'));
+      if (name.size() > 2 && name.front() == '[') name = name.substr(1, name.size() - 2);
+    }
+    for (auto& a : all) {
+      bool seen = false;
+      for (auto& e : r.intermediates)
+        seen = seen || e.address == a;
+      if (!seen) r.intermediates.push_back({a, name});
+    }
   }
+  if (r.intermediates.size() > 32)
+    throw std::runtime_error("--intermediate: at most 32 intermediates, not " +
+                             std::to_string(r.intermediates.size()));
   return r;
 }
 

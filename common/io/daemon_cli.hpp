@@ -2,6 +2,7 @@
 // connector's way to reach the intermediate, and the run loop around a daemon object.
 #pragma once
 
+#include "io/control_plane.hpp"
 #include "io/daemon.hpp"
 #include "io/json_text.hpp"
 #include "io/status_server.hpp"
@@ -42,15 +43,16 @@ CLI::App* add_status_subcommand(CLI::App& app, std::string& status_socket, bool&
 // How an agent or a connector reaches the intermediate.
 struct IntermediateTarget {
   std::string listen = "[::]:0";
-  std::string intermediate;
+  std::vector<std::string> intermediates; // --intermediate, repeatable
   std::string intermediate_name;
 };
 void add_intermediate_options(CLI::App* run, IntermediateTarget& target);
 
 struct ResolvedTarget {
   Address listen;
-  Address intermediate;
-  std::string intermediate_name; // defaults to the host of --intermediate, without [brackets]
+  // Every address of every --intermediate, each once; the expected certificate name defaults to
+  // the host of its --intermediate, without [brackets].
+  std::vector<IntermediateEndpoint> intermediates;
 };
 // Throws std::runtime_error naming the bad option.
 ResolvedTarget resolve(const IntermediateTarget& target);

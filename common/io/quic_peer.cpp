@@ -31,6 +31,7 @@ void QuicPeer::receive(const quic::Path& path, std::span<const uint8_t> packet) 
   if (!conn_) return;
   last_receive_path_ = mapper_ ? mapper_(path) : path;
   last_received_ = now();
+  packets_received_++;
   conn_->read_packet(last_receive_path_, packet, last_received_);
   schedule_flush();
 }

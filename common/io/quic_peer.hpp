@@ -44,6 +44,7 @@ public:
   const quic::Path& last_receive_path() const { return last_receive_path_; }
   // When the latest packet arrived (io::now()); 0 before the first.
   quic::Timestamp last_received() const { return last_received_; }
+  uint64_t packets_received() const { return packets_received_; }
   // Coalesces: many calls in one loop iteration produce one write pass.
   void schedule_flush();
   void flush();
@@ -61,6 +62,7 @@ private:
   PathMapper mapper_;
   quic::Path last_receive_path_;
   quic::Timestamp last_received_ = 0;
+  uint64_t packets_received_ = 0;
   std::unique_ptr<quic::Connection> conn_;
   std::string alias_;
   boost::asio::steady_timer timer_;

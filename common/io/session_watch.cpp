@@ -9,18 +9,12 @@ bool on_direct_path(const QuicPeer& quic) {
   return quic.attached() && !is_relay_local(quic.conn().path().local);
 }
 
-namespace {
-// Silence past the keepalive after which a relayed session asks whether the intermediate is
-// still there: a keepalive is answered within a round trip.
-constexpr std::chrono::milliseconds kProbeMargin{500};
-} // namespace
 
 bool relay_silent(const session::Liveness& liveness, const QuicPeer& quic) {
   if (!quic.attached() || quic.conn().finished() || !quic.conn().handshake_completed() ||
       on_direct_path(quic))
     return false;
-  const auto after = std::chrono::nanoseconds(liveness.keepalive() + kProbeMargin).count();
-  return liveness.silent_for(now()) > static_cast<quic::Timestamp>(after);
+  return liveness.should_probe(now());
 }
 
 std::optional<std::string> watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy,
@@ -30,6 +24,7 @@ std::optional<std::string> watch_session(session::Liveness& liveness, QuicPeer& 
   const auto t = now();
   if (quic.last_received() != 0) liveness.on_received(quic.last_received());
   if (relay_heard != 0) liveness.on_relay_heard(relay_heard);
+  liveness.on_sample(quic.packets_received(), t);
   liveness.set_busy(busy);
   liveness.set_direct(on_direct_path(quic), t);
   if (quic.conn().keepalive() != liveness.keepalive()) {

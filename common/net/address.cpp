@@ -1,5 +1,7 @@
 #include "net/address.hpp"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <netdb.h>
 
@@ -89,6 +91,24 @@ std::optional<Address> Address::resolve(std::string_view text) {
   auto a = from_sockaddr(res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);
   return a;
+}
+
+std::vector<Address> Address::resolve_all(std::string_view text) {
+  if (auto a = parse(text)) return {*a};
+  std::string host;
+  std::string_view port_text;
+  if (!split_host_port(text, host, port_text) || !parse_port(port_text)) return {};
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::string(port_text).c_str(), &hints, &res) != 0) return {};
+  std::vector<Address> out;
+  for (auto* r = res; r; r = r->ai_next) {
+    auto a = from_sockaddr(r->ai_addr, r->ai_addrlen);
+    if (!a.empty() && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  freeaddrinfo(res);
+  return out;
 }
 
 uint16_t Address::port() const {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ztna {
 
@@ -21,6 +22,8 @@ public:
   static std::optional<Address> parse(std::string_view text);
   // Like parse(), but also resolves a host name ("host:port") with getaddrinfo.
   static std::optional<Address> resolve(std::string_view text);
+  // Every address a "host:port" names (each once, in the resolver's order); one for an IP.
+  static std::vector<Address> resolve_all(std::string_view text);
 
   bool empty() const { return len_ == 0; }
   bool is_v6() const { return storage_.ss_family == AF_INET6; }

@@ -70,6 +70,26 @@ std::optional<std::string> Liveness::verdict(Timestamp now) const {
   return silent + " over the relay";
 }
 
+namespace {
+constexpr uint64_t kFlowingPackets = 8;
+constexpr Timestamp kSuspiciousSilence = 300'000'000;
+constexpr Timestamp kProbeMargin = 500'000'000;
+} // namespace
+
+void Liveness::on_sample(uint64_t packets_received, Timestamp now) {
+  if (packets_received >= packets_sampled_ + kFlowingPackets) flowing_at_ = now;
+  packets_sampled_ = packets_received;
+}
+
+bool Liveness::should_probe(Timestamp now) const {
+  if (direct_) return false;
+  const Timestamp silent = silent_for(now);
+  if (silent > ns(keepalive()) + kProbeMargin) return true;
+  // Streaming, then nothing: the relay (or the peer) stopped. The flow was seen at most one
+  // sample period before the silence began.
+  return silent > kSuspiciousSilence && flowing_at_ != 0 && flowing_at_ + kProbeMargin >= now - silent;
+}
+
 Timestamp Liveness::next_timeout() const {
   const auto limit = allowed();
   if (!limit) return kNever;

@@ -57,6 +57,14 @@ public:
   void on_received(Timestamp when) { last_received_ = std::max(last_received_, when); }
   // The session carries streams (busy) or not: changes keepalive().
   void set_busy(bool busy) { busy_ = busy; }
+  // A sample of the session's traffic, taken now: how many packets arrived in all so far.
+  // Packets arriving in a stream (kFlowingPackets or more since the last sample) make a short
+  // silence suspicious at once (should_probe()).
+  void on_sample(uint64_t packets_received, Timestamp now);
+  // Whether the owner should ask if the intermediate is still there: the session is on the relay
+  // and silent for longer than it should be (keepalive + 500 ms; 300 ms if packets were
+  // streaming in just before the silence).
+  bool should_probe(Timestamp now) const;
   // The QUIC path the session is on now.
   void set_direct(bool direct, Timestamp now);
   void set_relay(RelayState state, Timestamp now);
@@ -83,6 +91,8 @@ private:
   Timestamp last_received_;
   Timestamp changed_at_; // last change of path or relay state
   Timestamp relay_heard_ = 0;
+  uint64_t packets_sampled_ = 0;
+  Timestamp flowing_at_ = 0; // the last sample that saw packets streaming in
   bool busy_ = false;
   bool direct_ = false;
   RelayState relay_ = RelayState::Bound;

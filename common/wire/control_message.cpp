@@ -14,7 +14,7 @@ constexpr const char* kMessageNames[] = {
     "Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
     "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
     "ErrorMessage",  "Candidates",      "StartChecks",   "ResumeSession",
-    "SessionResumed", "PeerLost",
+    "SessionResumed", "PeerLost",      "Heartbeat",
 };
 static_assert(std::size(kMessageNames) == std::variant_size_v<ControlMessage>);
 static_assert(kMaxControlType == std::variant_size_v<ControlMessage>);
@@ -152,6 +152,8 @@ void put(ByteWriter& w, const SessionResumed& m) {
 void put(ByteWriter& w, const PeerLost& m) {
   w.u64(m.session_id);
 }
+
+void put(ByteWriter&, const Heartbeat&) {}
 
 // --- decoding -------------------------------------------------------------------------------
 
@@ -371,6 +373,8 @@ ControlMessage get_message(ControlType type, FieldReader& f) {
     return SessionResumed{f.u64()};
   case ControlType::PeerLost:
     return PeerLost{f.u64()};
+  case ControlType::Heartbeat:
+    return Heartbeat{};
   case ControlType::ErrorMessage:
     break;
   }

@@ -64,8 +64,9 @@ enum class ControlType : uint8_t {
   ResumeSession = 12,
   SessionResumed = 13,
   PeerLost = 14,
+  Heartbeat = 15,
 };
-constexpr uint8_t kMaxControlType = static_cast<uint8_t>(ControlType::PeerLost);
+constexpr uint8_t kMaxControlType = static_cast<uint8_t>(ControlType::Heartbeat);
 
 // client -> intermediate, first message. Services only for connectors (agents send none).
 struct Hello {
@@ -186,10 +187,17 @@ struct PeerLost {
   bool operator==(const PeerLost&) const = default;
 };
 
+// either direction: nothing, but it must be acknowledged. An end that wonders whether the
+// intermediate is still there sends one and expects the QUIC ACK within a round trip or so
+// (ControlClient probing); the receiver ignores it.
+struct Heartbeat {
+  bool operator==(const Heartbeat&) const = default;
+};
+
 using ControlMessage =
     std::variant<Hello, ObservedAddress, OpenSession, SessionOffer, SessionAccept, SessionReady,
                  SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks,
-                 ResumeSession, SessionResumed, PeerLost>;
+                 ResumeSession, SessionResumed, PeerLost, Heartbeat>;
 
 // The frame size of `m` (header included): what the receiver counts toward its check budget.
 size_t encoded_size(const Candidates& m);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sessions outlive the intermediate (DESIGN D10). Everything runs in one network namespace whose
 # one address besides loopback is 10.77.0.1 (natlab_lone_host), so that agent1 can go direct;
-# agent2 runs --relay-only. Each fetches a raw TCP stream with no length framing (16 MiB at
+# agent2 runs --relay-only. Each fetches a raw TCP stream with no length framing (10 MiB at
 # 3 MiB/s, tests/tools/stream_probe.py) through connector conn1.
 # The intermediate is stopped mid-transfer and started again 1.5 s later, once with SIGTERM and
 # once with SIGKILL. Each time:
@@ -15,7 +15,7 @@
 # shellcheck source-path=SCRIPTDIR/../natlab source=../natlab/lab_test.sh
 source "$(dirname "$0")/../natlab/lab_test.sh"
 
-size=$((16 << 20))
+size=$((10 << 20))
 rate=$((3 << 20))
 solo_ip=10.77.0.1
 LAB_INTERMEDIATE_IP=$solo_ip

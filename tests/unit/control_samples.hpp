@@ -47,6 +47,7 @@ inline std::vector<wire::ControlMessage> control_samples() {
       ResumeSession{1, "alice@example.org", "ssh"},
       SessionResumed{0x0123456789ABCDEFULL},
       PeerLost{2},
+      Heartbeat{},
   };
 }
 

@@ -100,7 +100,7 @@ TEST_CASE("ControlDecoder: bad version fails on the first byte", "[control_decod
 }
 
 TEST_CASE("ControlDecoder: unknown type fails on the second byte", "[control_decoder]") {
-  for (int type : {0, 15, 0x80}) {
+  for (int type : {0, 16, 0x80}) {
     ControlDecoder d;
     std::vector<ControlMessage> out;
     CHECK(d.feed(bytes({3}), out));

@@ -65,6 +65,7 @@ TEST_CASE("control: golden bytes", "[control]") {
         bytes({3, 12, 0, 15, 0, 0, 0, 0, 0, 0, 0, 5, 2, 'c', '1', 3, 's', 's', 'h'}));
   CHECK(encode_control(SessionResumed{6}) == bytes({3, 13, 0, 8, 0, 0, 0, 0, 0, 0, 0, 6}));
   CHECK(encode_control(PeerLost{7}) == bytes({3, 14, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7}));
+  CHECK(encode_control(Heartbeat{}) == bytes({3, 15, 0, 0}));
   const std::string pwd(22, 'p');
   Bytes candidates =
       bytes({3, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
@@ -133,7 +134,7 @@ TEST_CASE("control: type codes and names", "[control]") {
   const char* names[] = {"Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
                          "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
                          "ErrorMessage",  "Candidates",      "StartChecks",   "ResumeSession",
-                         "SessionResumed", "PeerLost"};
+                         "SessionResumed", "PeerLost",      "Heartbeat"};
   const ControlMessage one_of_each[] = {
       Hello{Role::Agent, {}},
       ObservedAddress{Address::ipv4(1, 2)},
@@ -149,6 +150,7 @@ TEST_CASE("control: type codes and names", "[control]") {
       ResumeSession{1, "c", "s"},
       SessionResumed{1},
       PeerLost{1},
+      Heartbeat{},
   };
   for (size_t i = 0; i < std::size(one_of_each); ++i) {
     CHECK(std::string(message_name(one_of_each[i])) == names[i]);
@@ -182,7 +184,7 @@ TEST_CASE("control: trailing bytes inside a frame are rejected", "[control]") {
 }
 
 TEST_CASE("control: unknown types are errors", "[control]") {
-  for (int type : {0, 15, 0x7F, 0xFF}) {
+  for (int type : {0, 16, 0x7F, 0xFF}) {
     std::string error;
     CHECK_FALSE(decode_control_payload(static_cast<uint8_t>(type), bytes({0, 0, 0, 0}), error));
     CHECK(error == "unknown control message type " + std::to_string(type));

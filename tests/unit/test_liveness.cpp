@@ -106,3 +106,24 @@ TEST_CASE("liveness: state changes that change nothing do not reset the clock", 
   CHECK(l.verdict(kT0 + 4000 * kMs));
   CHECK(std::string(to_string(RelayState::PeerLost)) == "peer lost");
 }
+
+TEST_CASE("liveness: when to ask whether the intermediate is still there", "[liveness]") {
+  Liveness l({}, kT0);
+  l.set_busy(true);
+  l.on_sample(0, kT0);
+  // Packets streaming in (8 or more since the last sample), then nothing: 300 ms is enough.
+  l.on_received(kT0 + 250 * kMs);
+  l.on_sample(40, kT0 + 250 * kMs);
+  CHECK_FALSE(l.should_probe(kT0 + 500 * kMs));
+  CHECK(l.should_probe(kT0 + 551 * kMs));
+  // A quiet session (a keepalive now and then) waits keepalive + 500 ms.
+  Liveness q({}, kT0);
+  q.set_busy(true);
+  q.on_sample(2, kT0);
+  q.on_sample(3, kT0 + 250 * kMs);
+  CHECK_FALSE(q.should_probe(kT0 + 1500 * kMs));
+  CHECK(q.should_probe(kT0 + 1501 * kMs));
+  // Never on a direct path: consent watches that one.
+  q.set_direct(true, kT0);
+  CHECK_FALSE(q.should_probe(kT0 + 60'000 * kMs));
+}

@@ -569,6 +569,25 @@ TEST_CASE("broker: an end that never comes back closes the session at the other"
   CHECK(f.broker->session_count() == 0);
 }
 
+TEST_CASE("broker: an agent that moved here finds its connector asked for the session",
+          "[broker]") {
+  // Intermediate B: the connector is registered here (it registers everywhere); the agent comes
+  // from intermediate A, which died, and resumes its session.
+  Fixture f;
+  f.standard();
+  f.msg(1, wire::ResumeSession{77, "dc1", "web"});
+  auto asked = f.sent_to<wire::ResumeSession>(2);
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0] == wire::ResumeSession{77, "alice", "web"});
+  // The connector still holds it and claims it: bound.
+  f.msg(2, wire::ResumeSession{77, "alice", "web"});
+  CHECK(f.sent_to<wire::SessionResumed>(1).size() == 1);
+  CHECK(f.sent_to<wire::SessionResumed>(2).size() == 1);
+  // A connector that is not registered here is not asked.
+  f.msg(1, wire::ResumeSession{78, "dc2", "web"});
+  CHECK(f.sent_to<wire::ResumeSession>(2).size() == 1);
+}
+
 TEST_CASE("broker: a session both of whose ends are gone is forgotten", "[broker]") {
   Fixture f;
   f.standard();

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Several intermediates (DESIGN D11), without etcd. Three intermediates i1..i3 (10.77.0.11-13)
+# and the peers share one network namespace (natlab_lone_host; its first address, 10.77.0.1,
+# is the peers' host candidate). The connector registers with all three; each agent picks one
+# home, the first to answer (the shortest round trip), and meets the connector there: signaling
+# and relay never cross from one intermediate to another. agent1 goes direct, agent2 stays on
+# the relay (--relay-only); each fetches a raw TCP stream (tests/tools/stream_probe.py).
+# Then agent2's home is killed mid-transfer, first with SIGKILL, then (its new home) with
+# SIGTERM. Each time:
+# - agent2 moves to another intermediate, announces its session there, the intermediate asks
+#   the connector, and the session is bound on the new relay within 2 s of the kill (x4 under
+#   the sanitizers); its stream arrives whole (sha256) and ends with a clean end of file;
+# - agent1's direct session never stalls 100 ms or more and its stream arrives whole.
+# shellcheck source-path=SCRIPTDIR/../natlab source=../natlab/lab_test.sh
+source "$(dirname "$0")/../natlab/lab_test.sh"
+
+size=$((16 << 20))
+rate=$((3 << 20))
+LAB_INTERMEDIATE_IP=10.77.0.11
+probe=$ZTNA_REPO/tests/tools/stream_probe.py
+declare -A ip_of=([i1]=10.77.0.11 [i2]=10.77.0.12 [i3]=10.77.0.13)
+
+lab_test_setup
+lab_certs --agent agent2 --intermediate-ip 10.77.0.12 --intermediate-ip 10.77.0.13
+natlab_lone_host solo 10.77.0.1/24 10.77.0.11/24 10.77.0.12/24 10.77.0.13/24
+
+# start_intermediate NAME: one of the three, same certificate and keys, its own status socket.
+start_intermediate() {
+  local name=$1 sock=$ZTNA_TMP/run/$1.sock args
+  ZTNA_ROLE[$name]=intermediate
+  ZTNA_SOCK[$name]=$sock
+  mapfile -t args < <(ztna_intermediate_args)
+  ztna_spawn "$name" 1 ip netns exec "$(natlab_ns solo)" "$ZTNA_INTERMEDIATE_BIN" run \
+    --listen "${ip_of[$name]}:$LAB_INTERMEDIATE_PORT" "${args[@]}" --status-socket "$sock" \
+    --log-level info
+  ztna_wait_for 30 "$name status socket answers" ztna_json "$name"
+}
+for i in i1 i2 i3; do start_intermediate "$i"; done
+all=(--intermediate "${ip_of[i2]}:$LAB_INTERMEDIATE_PORT" --intermediate "${ip_of[i3]}:$LAB_INTERMEDIATE_PORT")
+
+ztna_spawn stream 0 ip netns exec "$(natlab_ns solo)" "$ZTNA_PYTHON" "$probe" serve \
+  "$ZTNA_TMP/stream.port" "$size" "$rate"
+ztna_wait_for 10 "stream server up" test -s "$ZTNA_TMP/stream.port"
+lab_start_peer connector conn1 solo "${all[@]}" \
+  --service "stream=tcp://127.0.0.1:$(cat "$ZTNA_TMP/stream.port")"
+lab_start_peer agent agent1 solo "${all[@]}" --expose "stream=tcp://127.0.0.1:9001"
+lab_start_peer agent agent2 solo "${all[@]}" --relay-only --expose "stream=tcp://127.0.0.1:9002"
+ztna_wait_connected conn1 agent1 agent2
+for i in i1 i2 i3; do
+  ztna_wait_json "$i" 20 "conn1 registered with $i" \
+    '[.peers[] | select(.role == "connector") | .name] == ["conn1"]'
+done
+ztna_wait_for 30 "agent listeners up" lab_tcp_listening solo 9001
+ztna_wait_for 30 "agent listeners up" lab_tcp_listening solo 9002
+
+# home_of AGENT: the intermediate (i1..i3) the agent is registered with.
+home_of() {
+  local addr i
+  addr=$(ztna_json "$1" | jq -r '.control.intermediate')
+  for i in i1 i2 i3; do
+    if [[ $addr == "${ip_of[$i]}:$LAB_INTERMEDIATE_PORT" ]]; then echo "$i"; fi
+  done
+}
+ztna_log "homes: agent1 on $(home_of agent1), agent2 on $(home_of agent2); conn1 on all three"
+
+declare -A fetch_pid
+fetch() {
+  rm -f "$ZTNA_TMP/$1.json" "$ZTNA_TMP/$1.progress"
+  lab_in solo "$ZTNA_PYTHON" "$probe" fetch "127.0.0.1:$2" "$size" "$ZTNA_TMP/$1.json" \
+    "$ZTNA_TMP/$1.progress" 2>"$ZTNA_TMP/$1.err" &
+  fetch_pid[$1]=$!
+}
+progress() { [[ -s $ZTNA_TMP/$1.progress ]] && (($(cat "$ZTNA_TMP/$1.progress") >= $2)); }
+result() { jq -r "$2" "$ZTNA_TMP/$1.json"; }
+
+failover() {
+  local signal=$1 case=$2 home sid2 t_kill t_bound new_home
+  fetch "direct-$case" 9001
+  fetch "relay-$case" 9002
+  ztna_wait_for 20 "[$case] both streams under way" \
+    eval 'progress direct-'"$case"' $((2 << 20)) && progress relay-'"$case"' $((2 << 20))'
+  ztna_wait_json agent1 20 "[$case] agent1's session direct" '.sessions[0].path == "direct"'
+  home=$(home_of agent2)
+  [[ -n $home ]] || ztna_fail "[$case] agent2 has no home"
+  sid2=$(ztna_json agent2 | jq -r '.sessions[0].session_id')
+  ztna_json "$home" | jq -e --arg s "$sid2" '.sessions[] | select(.session_id == $s and .state == "relaying")' >/dev/null ||
+    ztna_fail "[$case] agent2's session is not relayed by its home $home"
+
+  local pid=${ZTNA_PID_OF[$home]}
+  t_kill=$(ztna_now_ms)
+  if [[ $signal == KILL ]]; then
+    kill -KILL "$pid"
+    ztna_reap "$pid"
+  else
+    ztna_stop "$home" 10
+  fi
+  ztna_log "[$case] agent2's home $home (pid $pid) stopped by SIG$signal"
+  ztna_wait_for 10 "[$case] agent2 log: relay bound again at another intermediate" \
+    ztna_log_has agent2 "session $sid2: relay bound again; moving the session onto it"
+  # The newest such line is the one of this failover.
+  t_bound=$(grep -E "session $sid2: relay bound again; moving the session onto it" \
+    "$(ztna_logfile agent2)" | tail -1 | cut -d' ' -f1 | tr T ' ' | xargs -I{} date -d {} +%s%3N)
+  new_home=$(home_of agent2)
+  ztna_log "[$case] agent2 re-homed to $new_home; session bound there $((t_bound - t_kill)) ms after the kill"
+  [[ -n $new_home && $new_home != "$home" ]] || ztna_fail "[$case] agent2 did not move to another intermediate"
+  ((t_bound - t_kill <= 2000 * ZTNA_TIME_SCALE)) ||
+    ztna_fail "[$case] the relayed session took $((t_bound - t_kill)) ms to move"
+
+  wait "${fetch_pid[direct-$case]}" "${fetch_pid[relay-$case]}" || true
+  local n
+  for n in "direct-$case" "relay-$case"; do
+    [[ -s $ZTNA_TMP/$n.json ]] || ztna_fail "[$case] $n: no result ($(cat "$ZTNA_TMP/$n.err"))"
+    [[ $(result "$n" .end) == eof && $(result "$n" .complete) == true ]] ||
+      ztna_fail "[$case] $n: stream ended '$(result "$n" .end)' after $(result "$n" .bytes) of $size bytes"
+  done
+  local gap
+  gap=$(result "direct-$case" .max_gap_ms)
+  ztna_log "[$case] direct stream intact, longest gap $gap ms; relayed stream intact, longest gap $(result "relay-$case" .max_gap_ms) ms"
+  awk -v g="$gap" -v limit=$((100 * ZTNA_TIME_SCALE)) 'BEGIN { exit !(g < limit) }' ||
+    ztna_fail "[$case] the direct stream stalled for $gap ms"
+  ztna_jq agent2 '.sessions | length == 1 and .[0].session_id == $s' --arg s "$sid2" >/dev/null ||
+    ztna_fail "[$case] agent2's session changed"
+}
+
+failover KILL kill
+failover TERM term
+for n in agent1 agent2 conn1; do
+  ! ztna_log_has "$n" " ended: " || ztna_fail "$n ended a session: $(grep -E ' ended: ' "$(ztna_logfile "$n")")"
+done
+ztna_pass
