@@ -426,6 +426,8 @@ void Agent::on_control_lost(const std::string& why) {
 // restarted, or another) re-authorizes it and binds its relay (docs/protocol.md §6.2). A session
 // whose handshake had not completed cannot be resumed: it ends.
 void Agent::on_control_connected(size_t i) {
+  // A new home may see us at another address (a NAT that maps per destination).
+  update_candidates();
   std::vector<uint64_t> unfinished;
   for (auto& [id, s] : sessions_) {
     if (!s->established()) {

@@ -32,6 +32,7 @@ void ControlClient::start() {
 void ControlClient::connect() {
   state_ = State::Connecting;
   stream_.reset();
+  heartbeat_sent_ = 0; // a heartbeat of the last connection proves nothing about this one
   quic::ConnectionConfig cfg;
   cfg.tls = options_.tls;
   cfg.alpn = std::string(wire::kControlAlpn);
