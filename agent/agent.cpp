@@ -464,9 +464,9 @@ void Agent::sweep() {
   const auto home = control_.home();
   const quic::Timestamp home_heard = home ? control_.last_received(*home) : 0;
   for (auto& [id, s] : sessions_) {
-    if (auto why = io::watch_session(s->liveness(), s->quic(), s->busy(), home_heard))
-      dead.emplace_back(id, *why);
-    probe = probe || io::relay_silent(s->liveness(), s->quic());
+    auto w = io::watch_session(s->liveness(), s->quic(), s->busy(), home_heard);
+    if (w.dead) dead.emplace_back(id, *w.dead);
+    probe = probe || w.probe_relay;
   }
   if (home) control_.set_probing(*home, probe);
   for (auto& [id, why] : dead)

@@ -185,8 +185,8 @@ void Connector::on_offer(size_t via, const wire::SessionOffer& offer) {
   session->set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
   session->paths()->set_local_candidates(
       io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+  session->set_via(via);
   sessions_.emplace(offer.session_id, std::move(session));
-  sessions_.at(offer.session_id)->set_via(via);
   control_.send(via, wire::SessionAccept{offer.session_id});
 }
 
@@ -358,10 +358,9 @@ void Connector::sweep() {
   for (auto& [id, s] : sessions_) {
     auto* q = s->quic();
     if (!q) continue;
-    if (auto why = io::watch_session(s->liveness(), *q, s->busy(),
-                                     control_.last_received(s->via())))
-      dead.emplace_back(id, *why);
-    if (io::relay_silent(s->liveness(), *q)) probing[s->via()] = true;
+    auto w = io::watch_session(s->liveness(), *q, s->busy(), control_.last_received(s->via()));
+    if (w.dead) dead.emplace_back(id, *w.dead);
+    if (w.probe_relay) probing[s->via()] = true;
   }
   for (size_t i = 0; i < control_.size(); ++i)
     control_.set_probing(i, probing[i]);

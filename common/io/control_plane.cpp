@@ -80,7 +80,9 @@ void ControlPlane::on_connected(size_t i) {
       clients_[i]->stop();
       return;
     }
-    const bool rehomed = home_ != i && rehomes_++ > 0;
+    const bool rehomed = had_home_;
+    rehomes_ += rehomed;
+    had_home_ = true;
     home_ = i;
     for (size_t j = 0; j < clients_.size(); ++j)
       if (j != i) clients_[j]->stop();
@@ -123,7 +125,7 @@ nlohmann::json ControlPlane::status() const {
     j["intermediates"] = nlohmann::json::array();
     for (auto& c : clients_)
       j["intermediates"].push_back(c->status());
-    if (mode_ == Mode::Home) j["rehomes"] = rehomes_ > 0 ? rehomes_ - 1 : 0;
+    if (mode_ == Mode::Home) j["rehomes"] = rehomes_;
   }
   return j;
 }

@@ -76,6 +76,7 @@ private:
   Listener listener_;
   std::vector<std::unique_ptr<ControlClient>> clients_;
   std::optional<size_t> home_;
+  bool had_home_ = false; // a later home is a move (rehomes_)
   uint64_t rehomes_ = 0;
 };
 

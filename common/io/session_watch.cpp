@@ -9,18 +9,9 @@ bool on_direct_path(const QuicPeer& quic) {
   return quic.attached() && !is_relay_local(quic.conn().path().local);
 }
 
-
-bool relay_silent(const session::Liveness& liveness, const QuicPeer& quic) {
-  if (!quic.attached() || quic.conn().finished() || !quic.conn().handshake_completed() ||
-      on_direct_path(quic))
-    return false;
-  return liveness.should_probe(now());
-}
-
-std::optional<std::string> watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy,
-                                         quic::Timestamp relay_heard) {
-  if (!quic.attached() || quic.conn().finished() || !quic.conn().handshake_completed())
-    return std::nullopt;
+SessionWatch watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy,
+                           quic::Timestamp relay_heard) {
+  if (!quic.attached() || quic.conn().finished() || !quic.conn().handshake_completed()) return {};
   const auto t = now();
   if (quic.last_received() != 0) liveness.on_received(quic.last_received());
   if (relay_heard != 0) liveness.on_relay_heard(relay_heard);
@@ -31,7 +22,7 @@ std::optional<std::string> watch_session(session::Liveness& liveness, QuicPeer& 
     quic.conn().set_keepalive(liveness.keepalive());
     quic.schedule_flush(); // re-arms the timer for the new keepalive
   }
-  return liveness.verdict(t);
+  return {liveness.verdict(t), liveness.should_probe(t)};
 }
 
 } // namespace ztna::io

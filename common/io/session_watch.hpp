@@ -11,15 +11,19 @@
 
 namespace ztna::io {
 
-// Why the session's peer must be taken for dead, or nullopt. Only an established session is
-// judged: a handshake has its own timeout. `relay_heard`: when our control connection last heard
-// from the intermediate (ControlClient::last_received()).
-std::optional<std::string> watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy,
-                                         quic::Timestamp relay_heard);
+struct SessionWatch {
+  // Why the session's peer must be taken for dead, if it must.
+  std::optional<std::string> dead;
+  // The session is on the relay and silent for longer than it should be: a reason to ask
+  // whether the intermediate is still there (ControlClient::set_probing).
+  bool probe_relay = false;
+};
 
-// Whether the session is on the relay, established, and has heard nothing for a while: a reason
-// to ask whether the intermediate is still there (ControlClient::set_probing).
-bool relay_silent(const session::Liveness& liveness, const QuicPeer& quic);
+// Feeds `liveness` and judges. Only an established session is judged: a handshake has its own
+// timeout. `relay_heard`: when our control connection last heard from the intermediate
+// (ControlClient::last_received()).
+SessionWatch watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy,
+                           quic::Timestamp relay_heard);
 
 // Whether a session's QUIC connection is on a direct path now (not a relay path).
 bool on_direct_path(const QuicPeer& quic);

@@ -11,22 +11,28 @@
 
 #include "net/address.hpp"
 
+#include <netinet/in.h>
+
 #include <cstdint>
-#include <string>
+#include <cstring>
 
 namespace ztna {
 
 // [100::1]:generation, from the discard-only prefix 100::/64 (RFC 6666): never a real
 // interface address.
 inline Address relay_local_address(uint16_t generation = 1) {
-  Address a = *Address::parse("[100::1]:1");
+  static const Address base = *Address::parse("[100::1]:1");
+  Address a = base;
   a.set_port(generation);
   return a;
 }
 
+// On every session packet in and out: a comparison of the 16 address bytes, no allocation.
 inline bool is_relay_local(const Address& a) {
-  static const std::string ip = relay_local_address().ip_bytes();
-  return a.is_v6() && a.ip_bytes() == ip;
+  static const in6_addr relay = reinterpret_cast<const sockaddr_in6*>(relay_local_address().sa())->sin6_addr;
+  return a.is_v6() &&
+         std::memcmp(&reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_addr, &relay,
+                     sizeof relay) == 0;
 }
 
 } // namespace ztna

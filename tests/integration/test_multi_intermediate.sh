@@ -17,7 +17,6 @@ source "$(dirname "$0")/../natlab/lab_test.sh"
 size=$((16 << 20))
 rate=$((3 << 20))
 LAB_INTERMEDIATE_IP=10.77.0.11
-probe=$ZTNA_REPO/tests/tools/stream_probe.py
 declare -A ip_of=([i1]=10.77.0.11 [i2]=10.77.0.12 [i3]=10.77.0.13)
 
 lab_test_setup
@@ -38,20 +37,12 @@ start_intermediate() {
 for i in i1 i2 i3; do start_intermediate "$i"; done
 all=(--intermediate "${ip_of[i2]}:$LAB_INTERMEDIATE_PORT" --intermediate "${ip_of[i3]}:$LAB_INTERMEDIATE_PORT")
 
-ztna_spawn stream 0 ip netns exec "$(natlab_ns solo)" "$ZTNA_PYTHON" "$probe" serve \
-  "$ZTNA_TMP/stream.port" "$size" "$rate"
-ztna_wait_for 10 "stream server up" test -s "$ZTNA_TMP/stream.port"
-lab_start_peer connector conn1 solo "${all[@]}" \
-  --service "stream=tcp://127.0.0.1:$(cat "$ZTNA_TMP/stream.port")"
-lab_start_peer agent agent1 solo "${all[@]}" --expose "stream=tcp://127.0.0.1:9001"
-lab_start_peer agent agent2 solo "${all[@]}" --relay-only --expose "stream=tcp://127.0.0.1:9002"
-ztna_wait_connected conn1 agent1 agent2
+lab_start_stream_server solo "$size" "$rate"
+lab_start_stream_peers solo "${all[@]}"
 for i in i1 i2 i3; do
   ztna_wait_json "$i" 20 "conn1 registered with $i" \
     '[.peers[] | select(.role == "connector") | .name] == ["conn1"]'
 done
-ztna_wait_for 30 "agent listeners up" lab_tcp_listening solo 9001
-ztna_wait_for 30 "agent listeners up" lab_tcp_listening solo 9002
 
 # home_of AGENT: the intermediate (i1..i3) the agent is registered with.
 home_of() {
@@ -63,22 +54,14 @@ home_of() {
 }
 ztna_log "homes: agent1 on $(home_of agent1), agent2 on $(home_of agent2); conn1 on all three"
 
-declare -A fetch_pid
-fetch() {
-  rm -f "$ZTNA_TMP/$1.json" "$ZTNA_TMP/$1.progress"
-  lab_in solo "$ZTNA_PYTHON" "$probe" fetch "127.0.0.1:$2" "$size" "$ZTNA_TMP/$1.json" \
-    "$ZTNA_TMP/$1.progress" 2>"$ZTNA_TMP/$1.err" &
-  fetch_pid[$1]=$!
-}
-progress() { [[ -s $ZTNA_TMP/$1.progress ]] && (($(cat "$ZTNA_TMP/$1.progress") >= $2)); }
-result() { jq -r "$2" "$ZTNA_TMP/$1.json"; }
+result() { lab_stream_result "$@"; }
 
 failover() {
   local signal=$1 case=$2 home sid2 t_kill t_bound new_home
-  fetch "direct-$case" 9001
-  fetch "relay-$case" 9002
+  lab_stream_fetch "direct-$case" solo 9001 "$size"
+  lab_stream_fetch "relay-$case" solo 9002 "$size"
   ztna_wait_for 20 "[$case] both streams under way" \
-    eval 'progress direct-'"$case"' $((2 << 20)) && progress relay-'"$case"' $((2 << 20))'
+    lab_stream_progress "direct-$case" "relay-$case" $((2 << 20))
   ztna_wait_json agent1 20 "[$case] agent1's session direct" '.sessions[0].path == "direct"'
   home=$(home_of agent2)
   [[ -n $home ]] || ztna_fail "[$case] agent2 has no home"
@@ -106,18 +89,9 @@ failover() {
   ((t_bound - t_kill <= 2000 * ZTNA_TIME_SCALE)) ||
     ztna_fail "[$case] the relayed session took $((t_bound - t_kill)) ms to move"
 
-  wait "${fetch_pid[direct-$case]}" "${fetch_pid[relay-$case]}" || true
-  local n
-  for n in "direct-$case" "relay-$case"; do
-    [[ -s $ZTNA_TMP/$n.json ]] || ztna_fail "[$case] $n: no result ($(cat "$ZTNA_TMP/$n.err"))"
-    [[ $(result "$n" .end) == eof && $(result "$n" .complete) == true ]] ||
-      ztna_fail "[$case] $n: stream ended '$(result "$n" .end)' after $(result "$n" .bytes) of $size bytes"
-  done
-  local gap
-  gap=$(result "direct-$case" .max_gap_ms)
-  ztna_log "[$case] direct stream intact, longest gap $gap ms; relayed stream intact, longest gap $(result "relay-$case" .max_gap_ms) ms"
-  awk -v g="$gap" -v limit=$((100 * ZTNA_TIME_SCALE)) 'BEGIN { exit !(g < limit) }' ||
-    ztna_fail "[$case] the direct stream stalled for $gap ms"
+  lab_stream_expect_intact "direct-$case" "relay-$case"
+  ztna_log "[$case] direct stream intact, longest gap $(result "direct-$case" .max_gap_ms) ms; relayed stream intact, longest gap $(result "relay-$case" .max_gap_ms) ms"
+  lab_stream_expect_no_stall "direct-$case" 100
   ztna_jq agent2 '.sessions | length == 1 and .[0].session_id == $s' --arg s "$sid2" >/dev/null ||
     ztna_fail "[$case] agent2's session changed"
 }

@@ -13,31 +13,17 @@ size=$((64 << 20))
 rate=$((2 << 20))
 solo_ip=10.77.0.1
 LAB_INTERMEDIATE_IP=$solo_ip
-probe=$ZTNA_REPO/tests/tools/stream_probe.py
 
 lab_test_setup
 lab_certs --agent agent2
 natlab_lone_host solo "$solo_ip/24"
 lab_start_intermediate solo
-ztna_spawn stream 0 ip netns exec "$(natlab_ns solo)" "$ZTNA_PYTHON" "$probe" serve \
-  "$ZTNA_TMP/stream.port" "$size" "$rate"
-ztna_wait_for 10 "stream server up" test -s "$ZTNA_TMP/stream.port"
-lab_start_peer connector conn1 solo --service "stream=tcp://127.0.0.1:$(cat "$ZTNA_TMP/stream.port")"
-lab_start_peer agent agent1 solo --expose "stream=tcp://127.0.0.1:9001"
-lab_start_peer agent agent2 solo --relay-only --expose "stream=tcp://127.0.0.1:9002"
-ztna_wait_connected conn1 agent1 agent2
-ztna_wait_service stream
-ztna_wait_for 30 "agent1 listening" lab_tcp_listening solo 9001
-ztna_wait_for 30 "agent2 listening" lab_tcp_listening solo 9002
+lab_start_stream_server solo "$size" "$rate"
+lab_start_stream_peers solo
 
-declare -A pid_of
-for n in direct:9001 relay:9002; do
-  lab_in solo "$ZTNA_PYTHON" "$probe" fetch "127.0.0.1:${n#*:}" "$size" "$ZTNA_TMP/${n%:*}.json" \
-    "$ZTNA_TMP/${n%:*}.progress" 2>"$ZTNA_TMP/${n%:*}.err" &
-  pid_of[${n%:*}]=$!
-done
-progress() { [[ -s $ZTNA_TMP/$1.progress ]] && (($(cat "$ZTNA_TMP/$1.progress") >= $2)); }
-ztna_wait_for 20 "both streams under way" eval 'progress direct $((2 << 20)) && progress relay $((2 << 20))'
+lab_stream_fetch direct solo 9001 "$size"
+lab_stream_fetch relay solo 9002 "$size"
+ztna_wait_for 20 "both streams under way" lab_stream_progress direct relay $((2 << 20))
 ztna_wait_json agent1 20 "agent1's session direct" '.sessions[0].path == "direct"'
 
 pid=${ZTNA_PID_OF[conn1]}
@@ -45,12 +31,11 @@ t_kill=$(ztna_now_ms)
 kill -KILL "$pid"
 ztna_reap "$pid"
 ztna_log "conn1 (pid $pid) killed"
-wait "${pid_of[direct]}" "${pid_of[relay]}" || true
+lab_stream_wait direct relay
 for n in direct relay; do
-  [[ -s $ZTNA_TMP/$n.json ]] || ztna_fail "$n: no result ($(cat "$ZTNA_TMP/$n.err"))"
-  end=$(jq -r .end "$ZTNA_TMP/$n.json")
-  got=$(jq -r .bytes "$ZTNA_TMP/$n.json")
-  after=$(jq -r "(.ended * 1000 - $t_kill) | floor" "$ZTNA_TMP/$n.json")
+  end=$(lab_stream_result "$n" .end)
+  got=$(lab_stream_result "$n" .bytes)
+  after=$(lab_stream_result "$n" "(.ended * 1000 - $t_kill) | floor")
   ztna_log "$n stream: ended '$end' after $got of $size bytes, $after ms after the kill"
   [[ $end == reset ]] || ztna_fail "$n: the cut stream ended '$end', not with a reset"
   ((got < size)) || ztna_fail "$n: the whole stream arrived although the connector was killed"

@@ -94,3 +94,86 @@ lab_fetch() {
 lab_session_json() {
   ztna_json "$1" | jq -c '.sessions[0]'
 }
+
+# --- Raw TCP streams with no length framing (tests/tools/stream_probe.py), read until they end:
+# what a backup or a dump looks like to the tunnel.
+LAB_STREAM_PROBE=$ZTNA_REPO/tests/tools/stream_probe.py
+declare -A LAB_FETCH_PID
+
+# lab_start_stream_server HOST BYTES RATE: on HOST's loopback, sends every connection BYTES at
+# RATE bytes/s, then a clean end; its port in LAB_STREAM_PORT.
+lab_start_stream_server() {
+  ztna_spawn stream 0 ip netns exec "$(natlab_ns "$1")" "$ZTNA_PYTHON" "$LAB_STREAM_PROBE" serve \
+    "$ZTNA_TMP/stream.port" "$2" "$3"
+  ztna_wait_for 10 "stream server up" test -s "$ZTNA_TMP/stream.port"
+  LAB_STREAM_PORT=$(cat "$ZTNA_TMP/stream.port")
+}
+
+# lab_start_stream_peers HOST [ARGS...]: connector conn1 publishing the stream server as
+# "stream", agent1 exposing it on 127.0.0.1:9001 (it may go direct) and agent2 on 9002
+# (--relay-only), all on HOST, each with ARGS too; returns once they are connected and listening.
+lab_start_stream_peers() {
+  local host=$1
+  shift
+  lab_start_peer connector conn1 "$host" "$@" --service "stream=tcp://127.0.0.1:$LAB_STREAM_PORT"
+  lab_start_peer agent agent1 "$host" "$@" --expose "stream=tcp://127.0.0.1:9001"
+  lab_start_peer agent agent2 "$host" "$@" --relay-only --expose "stream=tcp://127.0.0.1:9002"
+  ztna_wait_connected conn1 agent1 agent2
+  # With lab_start_intermediate's intermediate (a test with several checks each of its own).
+  [[ -z ${ZTNA_SOCK[intermediate]:-} ]] || ztna_wait_service stream
+  ztna_wait_for 30 "agent1 listening" lab_tcp_listening "$host" 9001
+  ztna_wait_for 30 "agent2 listening" lab_tcp_listening "$host" 9002
+}
+
+# lab_stream_fetch NAME HOST PORT BYTES: reads a stream of BYTES through 127.0.0.1:PORT on HOST,
+# in the background (pid in LAB_FETCH_PID[NAME]); lab_stream_result reads how it went.
+lab_stream_fetch() {
+  local n=$1
+  rm -f "$ZTNA_TMP/$n.json" "$ZTNA_TMP/$n.progress"
+  lab_in "$2" "$ZTNA_PYTHON" "$LAB_STREAM_PROBE" fetch "127.0.0.1:$3" "$4" "$ZTNA_TMP/$n.json" \
+    "$ZTNA_TMP/$n.progress" 2>"$ZTNA_TMP/$n.err" &
+  LAB_FETCH_PID[$n]=$!
+}
+
+# lab_stream_progress NAME... BYTES: whether each fetch NAME has read at least BYTES.
+lab_stream_progress() {
+  local want=${*: -1} n
+  for n in "${@:1:$#-1}"; do
+    [[ -s $ZTNA_TMP/$n.progress ]] && (($(cat "$ZTNA_TMP/$n.progress") >= want)) || return 1
+  done
+}
+
+# lab_stream_wait NAME...: waits for the fetches to end; fails the test for one without a result.
+lab_stream_wait() {
+  local n
+  for n in "$@"; do
+    wait "${LAB_FETCH_PID[$n]}" || true
+    [[ -s $ZTNA_TMP/$n.json ]] || ztna_fail "$n: no result ($(cat "$ZTNA_TMP/$n.err"))"
+  done
+}
+
+# lab_stream_result NAME FILTER: a field of fetch NAME's result (jq FILTER): .end ("eof",
+# "reset", ...), .bytes, .complete, .max_gap_ms, .max_gap_at, .ended.
+lab_stream_result() {
+  jq -r "$2" "$ZTNA_TMP/$1.json"
+}
+
+# lab_stream_expect_intact NAME...: waits for the fetches; each must have read the whole stream,
+# byte for byte (sha256), and seen a clean end of file.
+lab_stream_expect_intact() {
+  local n
+  lab_stream_wait "$@"
+  for n in "$@"; do
+    [[ $(lab_stream_result "$n" .end) == eof && $(lab_stream_result "$n" .complete) == true ]] ||
+      ztna_fail "$n: stream ended '$(lab_stream_result "$n" .end)' after $(lab_stream_result "$n" .bytes) bytes (complete: $(lab_stream_result "$n" .complete))"
+  done
+}
+
+# lab_stream_expect_no_stall NAME MS: fetch NAME never waited MS ms or more between two reads
+# (MS scaled by ZTNA_TIME_SCALE).
+lab_stream_expect_no_stall() {
+  local gap
+  gap=$(lab_stream_result "$1" .max_gap_ms)
+  awk -v g="$gap" -v limit=$(($2 * ZTNA_TIME_SCALE)) 'BEGIN { exit !(g < limit) }' ||
+    ztna_fail "$1: the stream stalled for $gap ms"
+}
