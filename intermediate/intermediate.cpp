@@ -1,6 +1,7 @@
 #include "intermediate.hpp"
 
 #include "io/clock.hpp"
+#include "io/etcd_state.hpp"
 #include "io/random.hpp"
 #include "wire/relay_frame.hpp"
 
@@ -46,8 +47,8 @@ struct Intermediate::Peer : quic::ConnectionEvents {
   // Malformed control data: a clear error to the peer, a counter, and the connection closes.
   void reject(const std::string& why) {
     owner.control_messages_malformed_++;
-    spdlog::warn("{} at {}: malformed control data: {}; closing", describe(),
-                 address.to_string(), why);
+    spdlog::warn("{} at {}: malformed control data: {}; closing", describe(), address.to_string(),
+                 why);
     stream.send(quic_peer->conn(), wire::ErrorMessage{wire::ErrorCode::Malformed, why});
     quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Malformed), why);
   }
@@ -78,7 +79,7 @@ struct Intermediate::Peer : quic::ConnectionEvents {
 
   Intermediate& owner;
   uint64_t id;
-  Address address; // the observed address: the one its QUIC packets come from
+  Address address;       // the observed address: the one its QUIC packets come from
   Address first_address; // where its handshake came from (the gate's half-open count)
   bool authenticated = false;
   bool refusal_said = false; // refused after the handshake (revoked since): already logged
@@ -102,11 +103,24 @@ Intermediate::Intermediate(boost::asio::io_context& io, IntermediateOptions opti
   bc.signer = signer_.get();
   bc.random = io::random_fill;
   broker_ = std::make_unique<broker::SessionBroker>(bc, policy.policy);
+  if (options_.etcd.empty()) {
+    shared_ = std::make_unique<store::EmbeddedState>();
+  } else {
+    store::ClusterConfig cc;
+    cc.prefix = options_.etcd_prefix;
+    cc.intermediate = options_.etcd_node;
+    cc.address = options_.listen.to_string();
+    cc.lease_ttl = options_.etcd_lease_ttl;
+    shared_ =
+        std::make_unique<io::EtcdState>(io_, options_.etcd, cc, static_cast<Listener&>(*this));
+  }
 }
 
 Intermediate::~Intermediate() = default;
 
-broker::Now Intermediate::now() const { return {io::now(), io::unix_ms()}; }
+broker::Now Intermediate::now() const {
+  return {io::now(), io::unix_ms()};
+}
 
 void Intermediate::start() {
   endpoint_.start([this](const Address& from, std::span<const uint8_t> d) { on_relay(from, d); },
@@ -118,6 +132,7 @@ void Intermediate::start() {
   spdlog::info("identity: {}", tls_->summary());
   spdlog::info("policy v{} loaded from {}: {}", broker_->policy().version(),
                broker_->policy().source(), broker_->policy().summary());
+  shared_->start();
   sweep();
 }
 
@@ -197,7 +212,7 @@ void Intermediate::accept(const Address& from, std::span<const uint8_t> packet,
 void Intermediate::on_authenticated(Peer& peer) {
   const io::LiveCredentials live{&tls_, &refusals_};
   if (live.refuse_if_revoked(*peer.quic_peer->conn().peer_identity(), peer.address,
-                            "control connection")) {
+                             "control connection")) {
     peer.refusal_said = true;
     peer.quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
                           "certificate revoked");
@@ -225,6 +240,10 @@ void Intermediate::run_actions() {
       }
     } else if (auto* l = std::get_if<broker::Log>(&action)) {
       log_line(*l);
+    } else if (auto* h = std::get_if<broker::Homed>(&action)) {
+      shared_->peer_homed(h->role, h->name, h->address.to_string(), h->services);
+    } else if (auto* u = std::get_if<broker::Unhomed>(&action)) {
+      shared_->peer_left(u->role, u->name);
     }
   }
 }
@@ -290,23 +309,84 @@ void Intermediate::reload() {
     spdlog::info("reload: policy v{} loaded from {}: {}", policy.policy->version(),
                  policy.policy->source(), policy.policy->summary());
     broker_->set_policy(policy.policy, now());
+    shared_policy_revision_ = 0;
+    shared_policy_origin_.clear();
   } else {
     failed = true;
     spdlog::error("reload: keeping the policy in force ({}): {}", broker_->policy().fingerprint(),
                   policy.error);
   }
-  // Live connections of identities the CRL now lists end at once.
+  close_revoked_peers("listed in the reloaded CRL");
+  // What loaded here is for every intermediate: they enforce it when etcd tells them.
+  if (!failed && shared_->shared()) {
+    spdlog::info("reload: publishing policy {} and a CRL of {} revoked certificate(s) to the "
+                 "other intermediates",
+                 broker_->policy().fingerprint(), tls_->revoked_count());
+    shared_->publish_policy(broker_->policy().text(), tls_->crl_pem());
+  } else if (failed && shared_->shared()) {
+    spdlog::error("reload: nothing published to the other intermediates (fix the error above "
+                  "and reload again)");
+  }
+  if (failed) reload_failures_++;
+  run_actions();
+}
+
+void Intermediate::close_revoked_peers(const char* why) {
   for (auto& [id, peer] : peers_) {
     const auto& identity = peer->quic_peer->conn().peer_identity();
     if (!peer->authenticated || !identity || !tls_->is_revoked(*identity)) continue;
     peers_refused_++;
-    refusals_.refused({quic::Refusal::Revoked, "certificate revoked (listed in the reloaded CRL)"},
+    refusals_.refused({quic::Refusal::Revoked, std::string("certificate revoked (") + why + ")"},
                       peer->address, "live control connection of " + identity->describe());
     peer->quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::NotAuthorized),
                            "certificate revoked");
   }
-  if (failed) reload_failures_++;
+}
+
+// Another intermediate (or this one, seen again through the watch) wrote a policy record. A
+// record that does not parse or whose CRL does not verify against our CA changes nothing here.
+void Intermediate::on_shared_policy(const store::PolicyRecord& record) {
+  const std::string source =
+      "etcd revision " + std::to_string(record.revision) + " (from " + record.origin + ")";
+  auto policy = policy::Policy::parse(record.policy, source);
+  if (!policy) {
+    shared_policy_refused_++;
+    spdlog::error("shared policy {} refused, keeping the policy in force ({}): {}", source,
+                  broker_->policy().fingerprint(), policy.error);
+    return;
+  }
+  // An empty CRL in the record never clears ours: a deployment's revocations only grow.
+  if (!record.crl.empty() && record.crl != tls_->crl_pem()) {
+    try {
+      auto files = options_.tls;
+      files.crl_pem = record.crl;
+      tls_ = std::make_shared<quic::TlsIdentity>(files, Role::Intermediate);
+      spdlog::info("shared CRL from {}: {} revoked certificate(s)", source, tls_->revoked_count());
+    } catch (const std::exception& e) {
+      shared_policy_refused_++;
+      spdlog::error("shared CRL from {} refused, keeping the policy and CRL in force: {}", source,
+                    e.what());
+      return;
+    }
+    close_revoked_peers("listed in the deployment's CRL");
+  }
+  shared_policy_revision_ = record.revision;
+  shared_policy_origin_ = record.origin;
+  if (policy.policy->fingerprint() == broker_->policy().fingerprint()) {
+    spdlog::info("shared policy {}: {} is the one in force", source,
+                 broker_->policy().fingerprint());
+  } else {
+    spdlog::info("shared policy {} in force: {}", source, policy.policy->summary());
+    broker_->set_policy(policy.policy, now());
+  }
   run_actions();
+}
+
+void Intermediate::on_shared_policy_absent() {
+  spdlog::info("shared state holds no policy yet: publishing ours ({}, {} revoked "
+               "certificate(s))",
+               broker_->policy().fingerprint(), tls_->revoked_count());
+  shared_->publish_policy(broker_->policy().text(), tls_->crl_pem());
 }
 
 void Intermediate::shutdown() {
@@ -315,6 +395,7 @@ void Intermediate::shutdown() {
   for (auto& [id, peer] : peers_)
     peer->quic_peer->close(static_cast<uint64_t>(wire::ErrorCode::Shutdown),
                            "intermediate shutting down");
+  shared_->stop();
   sweep_timer_.cancel();
   endpoint_.stop();
 }
@@ -326,8 +407,13 @@ nlohmann::json Intermediate::status() const {
   j["policy"] = {{"source", broker_->policy().source()},
                  {"fingerprint", broker_->policy().fingerprint()},
                  {"access_rules", broker_->policy().access_rule_count()},
-                 {"serve_rules", broker_->policy().serve_rule_count()}};
-  j["crl"] = {{"file", tls_->files().crl}, {"revoked", tls_->revoked_count()}};
+                 {"serve_rules", broker_->policy().serve_rule_count()},
+                 {"revision", shared_policy_revision_},
+                 {"origin", shared_policy_origin_}};
+  j["crl"] = {{"file", tls_->files().crl},
+              {"shared", !tls_->files().crl_pem.empty()},
+              {"revoked", tls_->revoked_count()}};
+  j["cluster"] = shared_->status();
   j["peers"] = nlohmann::json::array();
   for (const auto& p : broker_->peers()) {
     if (!p.registered) continue;
@@ -351,13 +437,12 @@ nlohmann::json Intermediate::status() const {
   const auto& b = broker_->counters();
   const auto& e = endpoint_.counters();
   const auto& g = gate_.counters();
-  j["handshakes"] = {{"half_open", gate_.half_open()},
-                     {"authenticated", authenticated_},
-                     {"retry_mode", gate_.config().retry == quic::HandshakeGate::RetryMode::Auto
-                                        ? "auto"
-                                    : gate_.config().retry == quic::HandshakeGate::RetryMode::Always
-                                        ? "always"
-                                        : "never"}};
+  j["handshakes"] = {
+      {"half_open", gate_.half_open()},
+      {"authenticated", authenticated_},
+      {"retry_mode", gate_.config().retry == quic::HandshakeGate::RetryMode::Auto     ? "auto"
+                     : gate_.config().retry == quic::HandshakeGate::RetryMode::Always ? "always"
+                                                                                      : "never"}};
   j["handshake_refusals"] = refusals_.json();
   j["counters"] = {{"tls_handshake_failures", refusals_.counters().total()},
                    {"handshakes_accepted", g.accepted},
@@ -395,6 +480,7 @@ nlohmann::json Intermediate::status() const {
                    {"peers_not_reading", peers_not_reading_},
                    {"reloads", reloads_},
                    {"reload_failures", reload_failures_},
+                   {"shared_policy_refused", shared_policy_refused_},
                    {"junk_datagrams", e.junk_datagrams},
                    {"stun_datagrams", e.stun_datagrams},
                    {"unknown_connection", e.unknown_connection},

@@ -8,11 +8,13 @@
 #include "broker/session_broker.hpp"
 #include "control/control_stream.hpp"
 #include "io/endpoint.hpp"
+#include "io/etcd_client.hpp"
 #include "io/quic_peer.hpp"
 #include "io/refusal_log.hpp"
 #include "quic/handshake_gate.hpp"
 #include "quic/retry.hpp"
 #include "quic/tls_identity.hpp"
+#include "store/shared_state.hpp"
 
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
@@ -32,9 +34,14 @@ struct IntermediateOptions {
   size_t max_peers = 10000; // registered or authenticated control connections
   quic::HandshakeGate::Config handshakes;
   broker::BrokerConfig broker; // name, signer and random are filled in by the daemon
+  // Several intermediates (DESIGN D11): etcd's endpoints; none for a lone intermediate.
+  std::vector<io::EtcdClient::Endpoint> etcd;
+  std::string etcd_prefix = "ztna/v1/";
+  std::string etcd_node; // this intermediate's name in etcd (intermediates may share a certificate)
+  std::chrono::seconds etcd_lease_ttl{5};
 };
 
-class Intermediate {
+class Intermediate : private store::SharedState::Listener {
 public:
   Intermediate(boost::asio::io_context& io, IntermediateOptions options);
   ~Intermediate();
@@ -49,6 +56,12 @@ public:
 
 private:
   struct Peer;
+
+  // From the other intermediates, through etcd: a newer policy record, or none yet.
+  void on_shared_policy(const store::PolicyRecord& record) override;
+  void on_shared_policy_absent() override;
+  // Live control connections of identities the CRL in force lists end at once.
+  void close_revoked_peers(const char* why);
 
   void accept(const Address& from, std::span<const uint8_t> packet, const ngtcp2_pkt_hd& hd);
   void on_relay(const Address& from, std::span<const uint8_t> datagram);
@@ -69,10 +82,14 @@ private:
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;
   size_t authenticated_ = 0;
   std::unique_ptr<broker::SessionBroker> broker_;
+  std::unique_ptr<store::SharedState> shared_; // after broker_: it may call back into it
+  int64_t shared_policy_revision_ = 0;         // the record in force; 0: our own files
+  std::string shared_policy_origin_;
+  uint64_t shared_policy_refused_ = 0; // records that did not parse or whose CRL did not load
   io::RefusalLog refusals_;
   uint64_t control_messages_malformed_ = 0;
-  uint64_t peers_refused_ = 0;        // over max_peers, or revoked on reload
-  uint64_t peers_not_reading_ = 0;    // control stream backlog over its cap
+  uint64_t peers_refused_ = 0;     // over max_peers, or revoked on reload
+  uint64_t peers_not_reading_ = 0; // control stream backlog over its cap
   uint64_t reloads_ = 0, reload_failures_ = 0;
   boost::asio::steady_timer sweep_timer_;
   uint64_t next_peer_id_ = 1;

@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <iostream>
 
@@ -21,7 +22,8 @@ void print_human(const nlohmann::json& j) {
               << p.value("address", "?") << "  rtt " << ztna::io::human_ms(p.value("rtt_ms", 0.0));
     if (!p["services"].empty()) {
       std::cout << "  serves";
-      for (auto& s : p["services"]) std::cout << " " << s.get<std::string>();
+      for (auto& s : p["services"])
+        std::cout << " " << s.get<std::string>();
     }
     std::cout << "\n";
   }
@@ -36,9 +38,11 @@ void print_human(const nlohmann::json& j) {
               << s.value("service", "?") << "] " << s.value("state", "?") << ", relayed "
               << ztna::io::human_bytes(s.value("relayed_bytes", 0ull)) << "\n";
   std::cout << "\nhandshakes refused, by cause:\n";
-  for (auto& [k, v] : j["handshake_refusals"].items()) std::cout << "  " << k << " " << v << "\n";
+  for (auto& [k, v] : j["handshake_refusals"].items())
+    std::cout << "  " << k << " " << v << "\n";
   std::cout << "\ncounters:\n";
-  for (auto& [k, v] : j["counters"].items()) std::cout << "  " << k << " " << v << "\n";
+  for (auto& [k, v] : j["counters"].items())
+    std::cout << "  " << k << " " << v << "\n";
 }
 
 } // namespace
@@ -99,6 +103,25 @@ int main(int argc, char** argv) {
                   "Mbit/s (0 = none)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1e6));
+  std::vector<std::string> etcd;
+  run->add_option("--etcd", etcd,
+                  "etcd endpoint HOST:PORT (repeat, or separate with commas) of the cluster that "
+                  "intermediates share: homes, policy and CRL (docs/operations.md); none: a lone "
+                  "intermediate")
+      ->delimiter(',');
+  std::string etcd_prefix = "ztna/v1/";
+  run->add_option("--etcd-prefix", etcd_prefix,
+                  "prefix of every key in etcd (one deployment per prefix)")
+      ->capture_default_str();
+  std::string etcd_node;
+  run->add_option("--etcd-node", etcd_node,
+                  "this intermediate's name in etcd, unique in the deployment (default: the host "
+                  "name; intermediates may share one certificate)");
+  int etcd_lease_ttl = 5;
+  run->add_option("--etcd-lease-ttl", etcd_lease_ttl,
+                  "seconds the homes of an intermediate that died stay in etcd")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 300));
   bool json = false;
   auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "intermediate");
   ztna::PolicyCheckOptions check;
@@ -134,6 +157,27 @@ int main(int argc, char** argv) {
                      : retry == "never" ? ztna::quic::HandshakeGate::RetryMode::Never
                                         : ztna::quic::HandshakeGate::RetryMode::Auto;
         opts.handshakes = gate;
+        for (const auto& e : etcd) {
+          try {
+            opts.etcd.push_back(ztna::io::EtcdClient::parse_endpoint(e));
+          } catch (const std::invalid_argument& err) {
+            throw std::runtime_error(std::string("--etcd: ") + err.what());
+          }
+        }
+        if (etcd_prefix.empty() || etcd_prefix.back() != '/')
+          throw std::runtime_error("--etcd-prefix: must end with '/': " + etcd_prefix);
+        opts.etcd_prefix = etcd_prefix;
+        if (etcd_node.empty()) {
+          char host[256] = {};
+          if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+            throw std::runtime_error("--etcd-node: no host name to default to; name this "
+                                     "intermediate");
+          etcd_node = host;
+        }
+        if (etcd_node.find('/') != std::string::npos)
+          throw std::runtime_error("--etcd-node: no '/' in a node name: " + etcd_node);
+        opts.etcd_node = etcd_node;
+        opts.etcd_lease_ttl = std::chrono::seconds(etcd_lease_ttl);
         opts.broker.authorization_lifetime = std::chrono::seconds(authorization_lifetime);
         // Mbit/s to bytes per second; a quarter second of traffic may come at once.
         auto quota = [](double mbps) {

@@ -27,7 +27,9 @@ std::optional<Role> role_of(wire::Role r) {
   return std::nullopt;
 }
 
-Timestamp ms(std::chrono::milliseconds d) { return static_cast<Timestamp>(d.count()) * kMs; }
+Timestamp ms(std::chrono::milliseconds d) {
+  return static_cast<Timestamp>(d.count()) * kMs;
+}
 
 } // namespace
 
@@ -86,14 +88,10 @@ std::vector<Action> SessionBroker::take_actions() {
 
 void SessionBroker::on_authenticated(PeerId id, Identity identity, const Address& address,
                                      Now now) {
-  Peer p{id,
-         std::move(identity),
-         address,
-         now.mono,
-         false,
-         {},
-         {},
-         RateLimiter(config_.messages_per_second, config_.message_burst),
+  Peer p{id,      std::move(identity),
+         address, now.mono,
+         false,   {},
+         {},      RateLimiter(config_.messages_per_second, config_.message_burst),
          0};
   peers_.insert_or_assign(id, std::move(p));
 }
@@ -128,8 +126,8 @@ void SessionBroker::on_message(PeerId id, const wire::ControlMessage& m, Now now
   if (auto* cands = std::get_if<wire::Candidates>(&m)) return on_candidates(*peer, *cands, now);
   if (auto* resume = std::get_if<wire::ResumeSession>(&m)) return on_resume(*peer, *resume, now);
   counters_.control_messages_unexpected++;
-  log(LogLevel::Warn, peer->identity.describe() + ": unexpected " + wire::message_name(m) +
-                          " message, ignored");
+  log(LogLevel::Warn,
+      peer->identity.describe() + ": unexpected " + wire::message_name(m) + " message, ignored");
 }
 
 void SessionBroker::on_hello(Peer& peer, const wire::Hello& m, Now) {
@@ -170,9 +168,17 @@ void SessionBroker::on_hello(Peer& peer, const wire::Hello& m, Now) {
     for (const auto& s : peer.served)
       serving += (serving.empty() ? " serving " : ", ") + s;
   }
-  log(LogLevel::Info, peer.identity.describe() + " registered from " + peer.address.to_string() +
-                          serving);
+  log(LogLevel::Info,
+      peer.identity.describe() + " registered from " + peer.address.to_string() + serving);
   send(peer.id, wire::ObservedAddress{peer.address});
+  homed(peer);
+}
+
+void SessionBroker::homed(const Peer& peer) {
+  actions_.push_back(Homed{peer.identity.role,
+                           peer.identity.name,
+                           peer.address,
+                           {peer.served.begin(), peer.served.end()}});
 }
 
 // Which of a connector's announced services policy lets it serve. Called on Hello and again for
@@ -189,8 +195,8 @@ void SessionBroker::register_services(Peer& connector, bool policy_changed) {
     counters_.services_refused++;
     log(LogLevel::Warn, connector.identity.describe() + " may not serve '" + s +
                             "'; not registered for it: " + d.explain());
-    send(connector.id, wire::ErrorMessage{wire::ErrorCode::NotAuthorized,
-                                          "not allowed to serve '" + s + "'"});
+    send(connector.id,
+         wire::ErrorMessage{wire::ErrorCode::NotAuthorized, "not allowed to serve '" + s + "'"});
   }
   for (const auto& s : connector.served)
     if (!allowed.count(s))
@@ -214,8 +220,8 @@ void SessionBroker::on_open_session(Peer& agent, const wire::OpenSession& m, Now
   auto decision = policy_->may_access(principal(agent), m.service);
   if (!decision.allowed) {
     counters_.sessions_denied++;
-    log(LogLevel::Warn, "session request from " + agent.identity.describe() + " for '" +
-                            m.service + "' denied: " + decision.explain());
+    log(LogLevel::Warn, "session request from " + agent.identity.describe() + " for '" + m.service +
+                            "' denied: " + decision.explain());
     return reject(agent, m.request_id, wire::ErrorCode::NotAuthorized,
                   "not authorized to reach '" + m.service + "'");
   }
@@ -290,8 +296,8 @@ void SessionBroker::on_session_accept(Peer& connector, const wire::SessionAccept
                           agent->identity.describe() + " (" + agent->address.to_string() +
                           ") and " + connector.identity.describe() + " (" +
                           connector.address.to_string() + ")");
-  send(agent->id, wire::SessionReady{s.request_id, s.id, connector.identity.name,
-                                     connector.address, std::move(token)});
+  send(agent->id, wire::SessionReady{s.request_id, s.id, connector.identity.name, connector.address,
+                                     std::move(token)});
 }
 
 void SessionBroker::on_session_closed(Peer& peer, const wire::SessionClosed& m) {
@@ -300,10 +306,10 @@ void SessionBroker::on_session_closed(Peer& peer, const wire::SessionClosed& m) 
     return;
   const bool refused = !it->second.accepted && it->second.connector == peer.id;
   if (refused) counters_.sessions_rejected++;
-  const std::string why = refused ? std::string("connector refused the session: ") +
-                                        wire::to_string(m.code)
-                                  : std::string("closed by ") + peer.identity.describe() + " (" +
-                                        wire::to_string(m.code) + ")";
+  const std::string why =
+      refused ? std::string("connector refused the session: ") + wire::to_string(m.code)
+              : std::string("closed by ") + peer.identity.describe() + " (" +
+                    wire::to_string(m.code) + ")";
   log(refused ? LogLevel::Warn : LogLevel::Info, "session " + hex16(m.session_id) + ": " + why);
   end_session(m.session_id, m.code, why, peer.id);
 }
@@ -371,7 +377,10 @@ void SessionBroker::on_address_change(PeerId id, const Address& now_seen) {
                           " to " + now_seen.to_string());
   relay_.rebind(peer->address, now_seen);
   peer->address = now_seen;
-  if (peer->registered) send(id, wire::ObservedAddress{now_seen});
+  if (peer->registered) {
+    send(id, wire::ObservedAddress{now_seen});
+    homed(*peer);
+  }
 }
 
 void SessionBroker::on_disconnected(PeerId id, Now now) {
@@ -408,6 +417,13 @@ void SessionBroker::on_disconnected(PeerId id, Now now) {
   for (auto sid : gone)
     sessions_.erase(sid);
   directory_.remove(id);
+  // Its home record goes, unless a newer connection of the same identity replaced this one.
+  const bool replaced = std::any_of(peers_.begin(), peers_.end(), [&](const auto& p) {
+    return p.first != id && p.second.registered && p.second.identity.role == peer->identity.role &&
+           p.second.identity.name == peer->identity.name;
+  });
+  if (peer->registered && !replaced)
+    actions_.push_back(Unhomed{peer->identity.role, peer->identity.name});
   peers_.erase(id);
 }
 
@@ -431,8 +447,8 @@ void SessionBroker::on_resume(Peer& peer, const wire::ResumeSession& m, Now now)
   const bool agent = peer.identity.role == Role::Agent;
   auto refuse = [&](const std::string& why) {
     counters_.resumes_refused++;
-    log(LogLevel::Warn, peer.identity.describe() + ": cannot resume session " +
-                            hex16(m.session_id) + ": " + why);
+    log(LogLevel::Warn,
+        peer.identity.describe() + ": cannot resume session " + hex16(m.session_id) + ": " + why);
     send(peer.id, wire::SessionClosed{m.session_id, wire::ErrorCode::SessionGone});
   };
   auto it = sessions_.find(m.session_id);
@@ -460,7 +476,8 @@ void SessionBroker::on_resume(Peer& peer, const wire::ResumeSession& m, Now now)
     for (const auto& [sid, s] : sessions_)
       unmatched += s.waiting() && (s.agent == peer.id || s.connector == peer.id);
     if (unmatched >= config_.max_unmatched_resumes)
-      return refuse("already " + std::to_string(unmatched) + " sessions waiting for their other end");
+      return refuse("already " + std::to_string(unmatched) +
+                    " sessions waiting for their other end");
     if (agent && peer.sessions >= config_.max_sessions_per_agent)
       return refuse("already " + std::to_string(peer.sessions) + " sessions (limit " +
                     std::to_string(config_.max_sessions_per_agent) + ")");
@@ -505,8 +522,8 @@ void SessionBroker::ask_other_end(const Session& s) {
   const Role role = need_connector ? Role::Connector : Role::Agent;
   for (const auto& [id, p] : peers_) {
     if (!p.registered || p.identity.role != role || p.identity.name != name) continue;
-    send(id, wire::ResumeSession{s.id, need_connector ? s.agent_name : s.connector_name,
-                                 s.service});
+    send(id,
+         wire::ResumeSession{s.id, need_connector ? s.agent_name : s.connector_name, s.service});
     return;
   }
 }
@@ -535,7 +552,10 @@ void SessionBroker::rejoin(Session& s) {
 void SessionBroker::set_policy(policy::PolicyPtr policy, Now) {
   policy_ = std::move(policy);
   for (auto& [id, p] : peers_)
-    if (p.registered && p.identity.role == Role::Connector) register_services(p, true);
+    if (p.registered && p.identity.role == Role::Connector) {
+      register_services(p, true);
+      homed(p);
+    }
   std::vector<std::pair<uint64_t, std::string>> revoke;
   for (const auto& [id, s] : sessions_) {
     // A waiting session is judged by the end that is here, and again when the other returns.
@@ -626,8 +646,8 @@ Timestamp SessionBroker::next_timeout() const {
 std::vector<SessionBroker::PeerView> SessionBroker::peers() const {
   std::vector<PeerView> out;
   for (const auto& [id, p] : peers_)
-    out.push_back(PeerView{id, &p.identity, p.address, p.registered,
-                           {p.served.begin(), p.served.end()}});
+    out.push_back(
+        PeerView{id, &p.identity, p.address, p.registered, {p.served.begin(), p.served.end()}});
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
   return out;
 }
@@ -637,7 +657,9 @@ std::vector<SessionBroker::SessionView> SessionBroker::sessions() const {
   for (const auto& [id, s] : sessions_)
     out.push_back(SessionView{id, s.agent_name, s.connector_name, s.service, s.accepted,
                               s.relayed_bytes,
-                              !s.accepted ? "offered" : s.waiting() ? "waiting" : "relaying"});
+                              !s.accepted   ? "offered"
+                              : s.waiting() ? "waiting"
+                                            : "relaying"});
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.id < b.id; });
   return out;
 }

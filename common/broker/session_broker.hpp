@@ -53,7 +53,7 @@ struct Now {
 };
 
 struct BrokerConfig {
-  std::string name; // ours: the issuer of authorizations
+  std::string name;                                  // ours: the issuer of authorizations
   const auth::AuthorizationSigner* signer = nullptr; // required
   std::function<void(std::span<uint8_t>)> random;    // required: a cryptographic RNG
   std::chrono::milliseconds authorization_lifetime{60000};
@@ -64,8 +64,9 @@ struct BrokerConfig {
   // one end only (after a restart of ours). Then the other end hears SessionClosed. As long as
   // a session's own QUIC idle timeout, so that the intermediate never gives up first.
   std::chrono::milliseconds resume_timeout{30000};
-  size_t max_unmatched_resumes = 4096; // per peer: sessions it announced that wait for the other end
-  size_t max_pending_per_agent = 16;  // sessions asked for and not ready yet
+  size_t max_unmatched_resumes =
+      4096;                          // per peer: sessions it announced that wait for the other end
+  size_t max_pending_per_agent = 16; // sessions asked for and not ready yet
   size_t max_sessions_per_agent = 256;
   double messages_per_second = 50; // control messages per peer
   double message_burst = 200;
@@ -92,28 +93,41 @@ struct Log {
   LogLevel level = LogLevel::Info;
   std::string line;
 };
-using Action = std::variant<Send, Disconnect, Log>;
+// A peer registered here (again, or with new services or a new address), or its registration is
+// gone: what the deployment's shared record of homes says (DESIGN D11). A connector's carries
+// the services it serves here.
+struct Homed {
+  Role role = Role::Agent;
+  std::string name;
+  Address address;
+  std::vector<std::string> services;
+};
+struct Unhomed {
+  Role role = Role::Agent;
+  std::string name;
+};
+using Action = std::variant<Send, Disconnect, Log, Homed, Unhomed>;
 
 struct BrokerCounters {
   uint64_t sessions_opened = 0;
-  uint64_t sessions_rejected = 0;     // no connector, connector refused or never answered
-  uint64_t sessions_denied = 0;       // the policy does not let the agent reach the service
+  uint64_t sessions_rejected = 0;         // no connector, connector refused or never answered
+  uint64_t sessions_denied = 0;           // the policy does not let the agent reach the service
   uint64_t sessions_closed_by_policy = 0; // closed because a new policy no longer allows them
-  uint64_t services_refused = 0;      // a connector announced a service it may not serve
-  uint64_t hello_role_mismatch = 0;   // Hello's role is not its certificate's
+  uint64_t services_refused = 0;          // a connector announced a service it may not serve
+  uint64_t hello_role_mismatch = 0;       // Hello's role is not its certificate's
   uint64_t peers_replaced = 0;
-  uint64_t peers_unregistered = 0;    // authenticated, never sent Hello in time
+  uint64_t peers_unregistered = 0; // authenticated, never sent Hello in time
   uint64_t control_messages_unexpected = 0;
-  uint64_t control_rate_limited = 0;  // messages over a peer's rate, dropped
-  uint64_t requests_over_limit = 0;   // OpenSession refused: too many pending or open
+  uint64_t control_rate_limited = 0; // messages over a peer's rate, dropped
+  uint64_t requests_over_limit = 0;  // OpenSession refused: too many pending or open
   uint64_t candidates_forwarded = 0;
   uint64_t candidates_unauthorized = 0; // for a session the sender is not an end of
   uint64_t candidates_rate_limited = 0;
   uint64_t check_rounds_started = 0;
   uint64_t relay_frames_forwarded = 0;
   uint64_t relay_bytes_forwarded = 0;
-  uint64_t relay_frames_unauthorized = 0; // not from an end of a bound session
-  uint64_t relay_frames_over_quota = 0;   // the session's quota was spent
+  uint64_t relay_frames_unauthorized = 0;        // not from an end of a bound session
+  uint64_t relay_frames_over_quota = 0;          // the session's quota was spent
   uint64_t relay_frames_over_identity_quota = 0; // the sending identity's quota was spent
   uint64_t sessions_resumed = 0;  // both ends announced a live session again: relay bound
   uint64_t sessions_orphaned = 0; // an end's control connection went; the session waited for it
@@ -215,6 +229,7 @@ private:
   std::string denial(const Peer* agent, const Peer* connector, const std::string& service,
                      const char* may = "may not") const;
   void register_services(Peer& connector, bool policy_changed);
+  void homed(const Peer& peer);
   void end_session(uint64_t id, wire::ErrorCode code, const std::string& why, PeerId notify_not);
   void reject(Peer& agent, uint32_t request_id, wire::ErrorCode code, const std::string& reason);
   Peer* find(PeerId id);

@@ -147,6 +147,7 @@ public:
     }
     if (first_) return fail();
     policy_.fingerprint_ = hex_fingerprint(text);
+    policy_.text_ = std::string(text);
     if (policy_.fingerprint_.empty())
       return {nullptr, policy_.source_ + ": cannot compute the SHA-256 fingerprint"};
     return {std::make_shared<const Policy>(std::move(policy_)), {}};

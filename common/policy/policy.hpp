@@ -89,6 +89,8 @@ public:
   // First 8 bytes of the SHA-256 of the file's bytes, in hex (16 characters): tells two loads of
   // the same file apart from a changed one in logs.
   const std::string& fingerprint() const { return fingerprint_; }
+  // The text it was parsed from (what intermediates share: DESIGN D11).
+  const std::string& text() const { return text_; }
   size_t access_rule_count() const { return access_.size(); }
   size_t serve_rule_count() const { return serve_.size(); }
   // "3 access rules, 1 serve rule, fingerprint 0123456789abcdef", for log lines such as
@@ -109,6 +111,7 @@ private:
 
   std::string source_;
   std::string fingerprint_;
+  std::string text_;
   std::vector<Rule> access_;
   std::vector<Rule> serve_;
 

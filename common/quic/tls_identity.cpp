@@ -67,7 +67,10 @@ TlsIdentity::TlsIdentity(const TlsFiles& files, Role expected_role) : files_(fil
                                " certificate (certs/make-certs --" + to_string(expected_role) +
                                " NAME)");
     identity_ = std::move(*id);
-    if (!files.crl.empty()) load_crl(files.crl);
+    if (!files.crl_pem.empty())
+      load_crl(files.crl_pem, "the deployment's shared CRL");
+    else if (!files.crl.empty())
+      load_crl(read_file(files.crl), files.crl);
   } catch (...) {
     gnutls_certificate_free_credentials(cred_);
     throw;
@@ -97,8 +100,7 @@ void TlsIdentity::verify_crls(const std::string& file, gnutls_x509_crl_t* crls, 
   if (!error.empty()) throw std::runtime_error(error);
 }
 
-void TlsIdentity::load_crl(const std::string& file) {
-  const std::string pem = read_file(file);
+void TlsIdentity::load_crl(const std::string& pem, const std::string& file) {
   const gnutls_datum_t datum{reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())),
                              static_cast<unsigned>(pem.size())};
   gnutls_x509_crl_t* crls = nullptr;
@@ -123,6 +125,7 @@ void TlsIdentity::load_crl(const std::string& file) {
         crl_next_update_ = next;
     }
     verify_crls(file, crls, count);
+    crl_pem_ = pem;
     // The credentials copy the CRLs: verification of every peer checks them from now on.
     int rv = gnutls_certificate_set_x509_crl(cred_, crls, static_cast<int>(count));
     if (rv < 0) throw std::runtime_error("loading CRL " + file + ": " + gnutls_strerror(rv));
@@ -140,9 +143,10 @@ void TlsIdentity::load_crl(const std::string& file) {
 std::string TlsIdentity::summary() const {
   std::string s = identity_.describe() + " (certificate " + files_.cert + ", serial " +
                   identity_.serial + "), CA " + files_.ca;
-  if (files_.crl.empty()) return s + ", no CRL (--crl): revoked certificates are not refused";
-  s += ", CRL " + files_.crl + " with " + std::to_string(revoked_serials_.size()) +
-       " revoked certificate(s)";
+  if (files_.crl.empty() && files_.crl_pem.empty())
+    return s + ", no CRL (--crl): revoked certificates are not refused";
+  s += ", CRL " + (files_.crl_pem.empty() ? files_.crl : std::string("shared through etcd")) +
+       " with " + std::to_string(revoked_serials_.size()) + " revoked certificate(s)";
   if (crl_next_update_ != 0) {
     s += ", next update " + utc(crl_next_update_);
     if (crl_next_update_ < static_cast<int64_t>(time(nullptr)))
@@ -151,6 +155,8 @@ std::string TlsIdentity::summary() const {
   return s;
 }
 
-TlsIdentity::~TlsIdentity() { gnutls_certificate_free_credentials(cred_); }
+TlsIdentity::~TlsIdentity() {
+  gnutls_certificate_free_credentials(cred_);
+}
 
 } // namespace ztna::quic

@@ -21,6 +21,9 @@ struct TlsFiles {
   std::string cert; // PEM: our certificate
   std::string key;  // PEM: our private key
   std::string crl;  // PEM: the CA's certificate revocation list; empty = none
+  // The CRL's PEM text itself, as the deployment shares it (DESIGN D11); when set, in place of
+  // the file `crl`.
+  std::string crl_pem;
 };
 
 class TlsIdentity {
@@ -45,11 +48,14 @@ public:
   size_t revoked_count() const { return revoked_serials_.size(); }
   // The CRL's nextUpdate (Unix seconds), 0 without a CRL.
   int64_t crl_next_update() const { return crl_next_update_; }
+  // The CRL in force as PEM text (empty: none), to share with other intermediates.
+  const std::string& crl_pem() const { return crl_pem_; }
   // One line for the log: what was loaded, and a warning if the CRL is out of date.
   std::string summary() const;
 
 private:
-  void load_crl(const std::string& file);
+  // `source` names the CRL in errors: its file, or where its text came from.
+  void load_crl(const std::string& pem, const std::string& source);
   void verify_crls(const std::string& file, gnutls_x509_crl_t* crls, unsigned count);
 
   TlsFiles files_;
@@ -57,6 +63,7 @@ private:
   Identity identity_;
   std::set<std::string> revoked_serials_; // hex, as Identity::serial
   int64_t crl_next_update_ = 0;
+  std::string crl_pem_;
 };
 
 using TlsIdentityPtr = std::shared_ptr<const TlsIdentity>;

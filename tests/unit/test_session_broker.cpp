@@ -57,7 +57,9 @@ Identity identity(Role role, std::string name, std::vector<std::string> groups =
   return id;
 }
 
-Address addr(const char* s) { return *Address::parse(s); }
+Address addr(const char* s) {
+  return *Address::parse(s);
+}
 
 struct Fixture {
   std::unique_ptr<auth::AuthorizationSigner> signer;
@@ -77,7 +79,8 @@ struct Fixture {
     cfg.signer = signer.get();
     cfg.random = [this](std::span<uint8_t> out) {
       // Deterministic here; the daemon passes the system's CSPRNG.
-      for (auto& b : out) b = static_cast<uint8_t>(next_random++);
+      for (auto& b : out)
+        b = static_cast<uint8_t>(next_random++);
     };
     broker = std::make_unique<SessionBroker>(cfg, make_policy(policy));
   }
@@ -92,7 +95,8 @@ struct Fixture {
     take();
   }
   // Authenticates and registers a peer.
-  void join(PeerId p, const Identity& id, const char* address, std::vector<std::string> services = {}) {
+  void join(PeerId p, const Identity& id, const char* address,
+            std::vector<std::string> services = {}) {
     broker->on_authenticated(p, id, addr(address), now);
     msg(p, wire::Hello{id.role == Role::Agent ? wire::Role::Agent : wire::Role::Connector,
                        std::move(services)});
@@ -220,8 +224,8 @@ TEST_CASE("broker: deny by default, deny rules win, and the agent hears a clear 
   Fixture f;
   f.standard();
   f.join(3, identity(Role::Agent, "mallory", {"eng"}), "198.51.100.3:5000");
-  f.msg(1, wire::OpenSession{1, "db"});    // alice: no rule lets her reach db
-  f.msg(3, wire::OpenSession{2, "web"});   // mallory: in eng, but a deny rule names her
+  f.msg(1, wire::OpenSession{1, "db"});  // alice: no rule lets her reach db
+  f.msg(3, wire::OpenSession{2, "web"}); // mallory: in eng, but a deny rule names her
   auto r1 = f.sent_to<wire::SessionReject>(1);
   auto r3 = f.sent_to<wire::SessionReject>(3);
   REQUIRE(r1.size() == 1);
@@ -402,8 +406,7 @@ TEST_CASE("broker: relay frames only between a session's ends, within quota", "[
 
 TEST_CASE("broker: a peer that never says Hello is dropped", "[broker]") {
   Fixture f;
-  f.broker->on_authenticated(1, identity(Role::Agent, "quiet"), addr("198.51.100.1:5000"),
-                             f.now);
+  f.broker->on_authenticated(1, identity(Role::Agent, "quiet"), addr("198.51.100.1:5000"), f.now);
   CHECK(f.broker->next_timeout() == f.now.mono + 5 * kSec);
   f.now.mono += 5 * kSec;
   f.broker->handle_timeout(f.now);
@@ -638,9 +641,56 @@ TEST_CASE("broker: messages only from registered peers, in the right role", "[br
   CHECK(f.sent_to<wire::ErrorMessage>(1).size() == 1);
   CHECK(f.broker->counters().control_messages_unexpected == 1);
   f.standard();
-  f.msg(1, wire::SessionAccept{123}); // an agent accepting: not its message
+  f.msg(1, wire::SessionAccept{123});    // an agent accepting: not its message
   f.msg(2, wire::OpenSession{2, "web"}); // a connector asking: not its message
   CHECK(f.broker->counters().control_messages_unexpected == 3);
   f.msg(1, wire::SessionClosed{999, wire::ErrorCode::None}); // unknown session: ignored
   CHECK(f.broker->session_count() == 0);
+}
+
+TEST_CASE("broker: homes: registration, new services, and the last connection's end", "[broker]") {
+  Fixture f;
+  auto homed = [&] {
+    std::vector<Homed> out;
+    for (const auto& a : f.actions)
+      if (auto* h = std::get_if<Homed>(&a)) out.push_back(*h);
+    return out;
+  };
+  auto unhomed = [&] {
+    std::vector<Unhomed> out;
+    for (const auto& a : f.actions)
+      if (auto* u = std::get_if<Unhomed>(&a)) out.push_back(*u);
+    return out;
+  };
+  f.join(2, identity(Role::Connector, "dc1"), "203.0.113.2:4000", {"web", "wiki"});
+  REQUIRE(homed().size() == 1);
+  CHECK(homed()[0].role == Role::Connector);
+  CHECK(homed()[0].name == "dc1");
+  CHECK(homed()[0].address == addr("203.0.113.2:4000"));
+  CHECK(homed()[0].services == std::vector<std::string>{"web"}); // what it may serve
+  // A policy change re-announces the connector's services.
+  f.broker->set_policy(make_policy(std::string(kPolicy) + R"(
+[[serve]]
+connectors = ["dc1"]
+services = ["wiki"]
+)"),
+                       f.now);
+  f.take();
+  REQUIRE(homed().size() == 2);
+  CHECK(homed()[1].services == std::vector<std::string>{"web", "wiki"});
+  // A replacing connection: the old one's end leaves the home in place.
+  f.join(3, identity(Role::Connector, "dc1"), "203.0.113.2:4001", {"web"});
+  f.broker->on_disconnected(2, f.now);
+  f.take();
+  CHECK(unhomed().empty());
+  f.broker->on_disconnected(3, f.now);
+  f.take();
+  REQUIRE(unhomed().size() == 1);
+  CHECK(unhomed()[0].name == "dc1");
+  // An agent that never registered has no home to leave.
+  f.broker->on_authenticated(4, identity(Role::Agent, "alice", {"eng"}), addr("198.51.100.1:5000"),
+                             f.now);
+  f.broker->on_disconnected(4, f.now);
+  f.take();
+  CHECK(unhomed().size() == 1);
 }

@@ -1,0 +1,328 @@
+#include "store/cluster_state.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+namespace ztna::store {
+
+namespace {
+
+using json = nlohmann::json;
+
+// Calls outstanding at once: after an outage thousands of homes are written again, and a queue
+// that long would only hold the answers to the keepalives up behind them.
+constexpr size_t kMaxInFlight = 64;
+
+std::string members_prefix(const ClusterConfig& c) {
+  return c.prefix + "members/";
+}
+
+} // namespace
+
+ClusterState::ClusterState(ClusterConfig config) : config_(std::move(config)) {}
+
+std::string ClusterState::home_key(Role role, const std::string& name) const {
+  return config_.prefix + "homes/" + to_string(role) + "/" + name + "/" + config_.intermediate;
+}
+
+void ClusterState::start(Time now) {
+  started_ = true;
+  json member{{"address", config_.address}};
+  desired_[members_prefix(config_) + config_.intermediate] = member.dump();
+  pump(now);
+}
+
+void ClusterState::set_home(Role role, const std::string& name, const std::string& address,
+                            const std::vector<std::string>& services) {
+  json j{{"address", address}};
+  if (role == Role::Connector) j["services"] = services;
+  auto [it, added] = desired_.insert_or_assign(home_key(role, name), j.dump());
+  if (added) homes_++;
+  pump(retry_at_);
+}
+
+void ClusterState::clear_home(Role role, const std::string& name) {
+  if (desired_.erase(home_key(role, name))) homes_--;
+  pump(retry_at_);
+}
+
+void ClusterState::publish_policy(std::string policy, std::string crl, uint64_t unix_ms) {
+  json j{{"policy", std::move(policy)},
+         {"crl", std::move(crl)},
+         {"origin", config_.intermediate},
+         {"written_unix_ms", unix_ms}};
+  policy_to_publish_ = j.dump();
+  pump(retry_at_);
+}
+
+bool ClusterState::key_in_flight(const std::string& key) const {
+  return std::any_of(in_flight_.begin(), in_flight_.end(),
+                     [&](const auto& f) { return f.second.key == key; });
+}
+
+void ClusterState::request(Op op, std::string path, std::string body, std::string key,
+                           std::string value) {
+  const uint64_t id = next_id_++;
+  in_flight_[id] = InFlight{op, std::move(key), std::move(value), lease_};
+  requests_.push_back(Request{id, std::move(path), std::move(body)});
+}
+
+// Makes the calls that bring etcd to the desired state. `now` only gates the retry after a
+// failure (set_home and friends pass retry_at_, which never runs ahead of the backoff).
+void ClusterState::pump(Time now) {
+  if (!started_ || retry_pending_ || now < retry_at_) return;
+  auto busy = [&](Op op) {
+    return std::any_of(in_flight_.begin(), in_flight_.end(),
+                       [&](const auto& f) { return f.second.op == op; });
+  };
+  if (!synced_ && !busy(Op::Range)) {
+    stats_.ranges++;
+    request(Op::Range, "/v3/kv/range",
+            encode_range(members_prefix(config_), policy_key() + std::string(1, '\0')));
+  }
+  if (lease_ == 0) {
+    if (!busy(Op::LeaseGrant)) {
+      stats_.lease_grants++;
+      const auto ttl = std::max<int64_t>(1, (config_.lease_ttl.count() + 999) / 1000);
+      request(Op::LeaseGrant, "/v3/lease/grant", encode_lease_grant(ttl));
+    }
+  } else {
+    for (const auto& [key, value] : desired_) {
+      if (in_flight_.size() >= kMaxInFlight) break;
+      auto w = written_.find(key);
+      if ((w != written_.end() && w->second == value) || key_in_flight(key)) continue;
+      request(Op::Put, "/v3/kv/put", encode_put(key, value, lease_), key, value);
+    }
+    for (const auto& [key, value] : written_) {
+      if (in_flight_.size() >= kMaxInFlight) break;
+      if (desired_.count(key) || key_in_flight(key)) continue;
+      request(Op::Delete, "/v3/kv/deleterange", encode_delete(key), key);
+    }
+  }
+  if (policy_to_publish_ && !key_in_flight(policy_key()))
+    request(Op::Put, "/v3/kv/put", encode_put(policy_key(), *policy_to_publish_), policy_key(),
+            *policy_to_publish_);
+  if (synced_ && !watch_open_) watch_wanted_ = true;
+}
+
+void ClusterState::on_response(uint64_t id, std::string_view body, const std::string& error,
+                               Time now) {
+  auto it = in_flight_.find(id);
+  if (it == in_flight_.end()) return;
+  InFlight call = std::move(it->second);
+  in_flight_.erase(it);
+  if (!error.empty()) return failed(call, error, now);
+  std::string perr;
+  switch (call.op) {
+  case Op::LeaseGrant: {
+    auto grant = parse_lease_grant(body, perr);
+    if (!grant) return failed(call, perr, now);
+    lease_ = grant->id;
+    next_keepalive_ = now + config_.lease_ttl / 3;
+    break;
+  }
+  case Op::KeepAlive: {
+    auto ttl = parse_lease_keepalive(body, perr);
+    if (!ttl) return failed(call, perr, now);
+    if (*ttl == 0 && call.lease == lease_) lease_lost();
+    break;
+  }
+  case Op::Put:
+  case Op::Delete: {
+    if (!parse_header(body, perr)) return failed(call, perr, now);
+    if (call.op == Op::Put)
+      stats_.puts++;
+    else
+      stats_.deletes++;
+    if (call.key == policy_key()) {
+      if (policy_to_publish_ == call.value) policy_to_publish_.reset();
+    } else if (call.op == Op::Delete) {
+      written_.erase(call.key);
+    } else if (call.lease == lease_) {
+      written_[call.key] = call.value; // under the lease still in force
+    }
+    break;
+  }
+  case Op::Range: {
+    auto range = parse_range(body, perr);
+    if (!range) return failed(call, perr, now);
+    on_range(*range);
+    break;
+  }
+  }
+  succeeded(now);
+  pump(now);
+}
+
+void ClusterState::failed(const InFlight& call, const std::string& error, Time now) {
+  stats_.failures++;
+  // The lease expired while etcd could not hear us: everything under it is gone. Not an outage.
+  if (error.find("lease not found") != std::string::npos) {
+    if (call.lease == lease_) lease_lost();
+    pump(now);
+    return;
+  }
+  backoff_ = backoff_.count() == 0 ? config_.retry_min : std::min(backoff_ * 2, config_.retry_max);
+  retry_at_ = now + backoff_;
+  retry_pending_ = true;
+  if (up_ || !reported_down_) {
+    up_ = false;
+    reported_down_ = true;
+    events_.push_back(Event{Event::Kind::Down, error, {}});
+  }
+}
+
+void ClusterState::succeeded(Time) {
+  backoff_ = std::chrono::milliseconds(0);
+  if (!up_) {
+    up_ = true;
+    reported_down_ = false;
+    events_.push_back(Event{Event::Kind::Up, {}, {}});
+  }
+}
+
+void ClusterState::lease_lost() {
+  stats_.leases_lost++;
+  lease_ = 0;
+  written_.clear();
+}
+
+void ClusterState::on_range(const RangeResult& r) {
+  revision_ = std::max(revision_, r.header.revision);
+  members_.clear();
+  bool policy_seen = false;
+  for (const auto& kv : r.kvs) {
+    if (kv.key == policy_key()) {
+      policy_seen = true;
+      apply_policy(kv);
+    } else {
+      on_watch_message(
+          WatchMessage{r.header, false, false, 0, {WatchEvent{WatchEvent::Type::Put, kv}}});
+    }
+  }
+  if (!policy_seen && policy_revision_ == 0 && !policy_to_publish_)
+    events_.push_back(Event{Event::Kind::PolicyAbsent, {}, {}});
+  synced_ = true;
+}
+
+void ClusterState::apply_policy(const KeyValue& kv) {
+  if (kv.mod_revision <= policy_revision_) return;
+  auto j = json::parse(kv.value, nullptr, false);
+  PolicyRecord rec;
+  rec.revision = kv.mod_revision;
+  bool ok = j.is_object();
+  auto text = [&](const char* field, std::string& out) {
+    auto it = ok ? j.find(field) : j.end();
+    if (it == j.end() || !it->is_string()) return void(ok = false);
+    out = it->get<std::string>();
+  };
+  text("policy", rec.policy);
+  text("crl", rec.crl);
+  text("origin", rec.origin);
+  if (ok) {
+    auto it = j.find("written_unix_ms");
+    if (it != j.end() && it->is_number_unsigned()) rec.written_unix_ms = it->get<uint64_t>();
+  }
+  policy_revision_ = kv.mod_revision; // a bad record is not looked at twice
+  if (!ok) {
+    stats_.records_malformed++;
+    events_.push_back(Event{Event::Kind::Invalid,
+                            "policy record at revision " + std::to_string(kv.mod_revision) +
+                                " is not {policy, crl, origin}",
+                            {}});
+    return;
+  }
+  stats_.policy_updates++;
+  events_.push_back(Event{Event::Kind::Policy, {}, std::move(rec)});
+}
+
+void ClusterState::on_watch_message(const WatchMessage& m) {
+  revision_ = std::max(revision_, m.header.revision);
+  if (m.canceled || m.compact_revision != 0) {
+    // Events were lost (compacted away) or etcd dropped the watch: read everything again.
+    synced_ = false;
+    watch_open_ = false;
+    return;
+  }
+  const std::string members = members_prefix(config_);
+  for (const auto& e : m.events) {
+    revision_ = std::max(revision_, e.kv.mod_revision);
+    if (e.kv.key == policy_key()) {
+      if (e.type == WatchEvent::Type::Put) apply_policy(e.kv);
+      continue;
+    }
+    if (e.kv.key.compare(0, members.size(), members) != 0) continue;
+    const std::string name = e.kv.key.substr(members.size());
+    if (e.type == WatchEvent::Type::Delete) {
+      members_.erase(name);
+      continue;
+    }
+    auto j = json::parse(e.kv.value, nullptr, false);
+    auto a = j.is_object() ? j.find("address") : j.end();
+    if (a == j.end() || !a->is_string()) {
+      stats_.records_malformed++;
+      continue;
+    }
+    members_[name] = a->get<std::string>();
+  }
+}
+
+std::string ClusterState::take_watch() {
+  if (!watch_wanted_) return {};
+  watch_wanted_ = false;
+  watch_open_ = true;
+  watch_ = WatchDecoder{};
+  return encode_watch_create(members_prefix(config_), policy_key() + std::string(1, '\0'),
+                             revision_ + 1);
+}
+
+void ClusterState::on_watch_bytes(std::span<const uint8_t> bytes, Time now) {
+  if (!watch_open_) return;
+  std::vector<WatchMessage> messages;
+  const bool ok = watch_.feed(bytes, messages);
+  for (const auto& m : messages)
+    on_watch_message(m);
+  if (!ok) {
+    stats_.records_malformed++;
+    events_.push_back(Event{Event::Kind::Invalid, "watch stream: " + watch_.error(), {}});
+    on_watch_end(watch_.error(), now);
+    return;
+  }
+  pump(now);
+}
+
+void ClusterState::on_watch_end(const std::string&, Time now) {
+  if (!watch_open_ && synced_) return;
+  stats_.watch_restarts++;
+  watch_open_ = false;
+  synced_ = false; // read again from where the watch stopped; nothing is missed
+  pump(now);
+}
+
+void ClusterState::handle_timeout(Time now) {
+  if (retry_pending_ && now >= retry_at_) retry_pending_ = false;
+  if (lease_ != 0 && now >= next_keepalive_) {
+    next_keepalive_ = now + config_.lease_ttl / 3;
+    stats_.keepalives++;
+    request(Op::KeepAlive, "/v3/lease/keepalive", encode_lease_keepalive(lease_));
+  }
+  pump(now);
+}
+
+std::optional<Time> ClusterState::next_timeout() const {
+  std::optional<Time> t;
+  if (lease_ != 0) t = next_keepalive_;
+  if (retry_pending_ && (!t || retry_at_ < *t)) t = retry_at_;
+  return t;
+}
+
+std::vector<ClusterState::Request> ClusterState::take_requests() {
+  return std::exchange(requests_, {});
+}
+
+std::vector<ClusterState::Event> ClusterState::take_events() {
+  return std::exchange(events_, {});
+}
+
+} // namespace ztna::store
