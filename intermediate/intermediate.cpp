@@ -111,6 +111,7 @@ Intermediate::Intermediate(boost::asio::io_context& io, IntermediateOptions opti
     cc.intermediate = options_.etcd_node;
     cc.address = options_.listen.to_string();
     cc.lease_ttl = options_.etcd_lease_ttl;
+    cc.signer = static_cast<const RecordSigner*>(this);
     shared_ =
         std::make_unique<io::EtcdState>(io_, options_.etcd, cc, static_cast<Listener&>(*this));
   }
@@ -380,6 +381,14 @@ void Intermediate::on_shared_policy(const store::PolicyRecord& record) {
     broker_->set_policy(policy.policy, now());
   }
   run_actions();
+}
+
+std::vector<uint8_t> Intermediate::sign(std::string_view record) const {
+  return signer_->sign_record(record);
+}
+
+bool Intermediate::verify(std::string_view record, std::span<const uint8_t> signature) const {
+  return signer_->verify_record(record, signature);
 }
 
 void Intermediate::on_shared_policy_absent() {

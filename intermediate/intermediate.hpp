@@ -41,7 +41,7 @@ struct IntermediateOptions {
   std::chrono::seconds etcd_lease_ttl{5};
 };
 
-class Intermediate : private store::SharedState::Listener {
+class Intermediate : private store::SharedState::Listener, private store::RecordSigner {
 public:
   Intermediate(boost::asio::io_context& io, IntermediateOptions options);
   ~Intermediate();
@@ -60,6 +60,9 @@ private:
   // From the other intermediates, through etcd: a newer policy record, or none yet.
   void on_shared_policy(const store::PolicyRecord& record) override;
   void on_shared_policy_absent() override;
+  // Policy records are signed with the authorization key every intermediate holds.
+  std::vector<uint8_t> sign(std::string_view record) const override;
+  bool verify(std::string_view record, std::span<const uint8_t> signature) const override;
   // Live control connections of identities the CRL in force lists end at once.
   void close_revoked_peers(const char* why);
 

@@ -255,6 +255,35 @@ std::vector<uint8_t> AuthorizationSigner::issue(const Authorization& a) const {
   return token;
 }
 
+std::vector<uint8_t> AuthorizationSigner::sign_record(std::string_view record) const {
+  std::string msg(kRecordSignatureContext);
+  msg += record;
+  const gnutls_datum_t data = datum(msg.data(), msg.size());
+  gnutls_datum_t sig{nullptr, 0};
+  const int rv = gnutls_privkey_sign_data2(key_, GNUTLS_SIGN_EDDSA_ED25519, 0, &data, &sig);
+  if (rv < 0) throw std::runtime_error(std::string("signing a record: ") + gnutls_strerror(rv));
+  std::vector<uint8_t> out(sig.data, sig.data + sig.size);
+  gnutls_free(sig.data);
+  return out;
+}
+
+bool AuthorizationSigner::verify_record(std::string_view record,
+                                        std::span<const uint8_t> signature) const {
+  if (signature.size() != kSignatureSize) return false;
+  gnutls_pubkey_t pub = nullptr;
+  if (gnutls_pubkey_init(&pub) < 0) return false;
+  bool ok = false;
+  if (gnutls_pubkey_import_privkey(pub, key_, 0, 0) >= 0) {
+    std::string msg(kRecordSignatureContext);
+    msg += record;
+    const gnutls_datum_t data = datum(msg.data(), msg.size());
+    const gnutls_datum_t sig = datum(signature.data(), signature.size());
+    ok = gnutls_pubkey_verify_data2(pub, GNUTLS_SIGN_EDDSA_ED25519, 0, &data, &sig) >= 0;
+  }
+  gnutls_pubkey_deinit(pub);
+  return ok;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verifier
 

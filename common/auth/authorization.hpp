@@ -42,6 +42,9 @@ constexpr size_t kSignatureSize = 64;       // Ed25519 (RFC 8032)
 // authorization from ever being valid for any other message signed with the same key
 // (domain separation); the NUL ends it unambiguously.
 constexpr std::string_view kSignatureContext{"ztna authorization v1\0", 22};
+// The same for the records intermediates share through etcd (DESIGN D11): signed with the same
+// key, never valid as an authorization, nor an authorization as a record.
+constexpr std::string_view kRecordSignatureContext{"ztna shared record v1\0", 22};
 // Body sizes: 1 version + 8 session id + 4 names (1..255 bytes each, plus a length byte) +
 // 32 hash + 8 + 8 times.
 constexpr size_t kMinBodySize = 1 + 8 + 4 * (1 + 1) + kCertificateHashSize + 8 + 8;
@@ -105,6 +108,10 @@ public:
   // The whole token: body then signature. Throws std::invalid_argument like encode_body, and
   // std::runtime_error if GnuTLS fails to sign.
   std::vector<uint8_t> issue(const Authorization& a) const;
+  // A record the deployment's intermediates share (they all hold this key): its Ed25519
+  // signature, and whether a signature over `record` was made with this key.
+  std::vector<uint8_t> sign_record(std::string_view record) const;
+  bool verify_record(std::string_view record, std::span<const uint8_t> signature) const;
 
 private:
   explicit AuthorizationSigner(gnutls_privkey_st* key) : key_(key) {}

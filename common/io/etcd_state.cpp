@@ -164,7 +164,8 @@ nlohmann::json EtcdState::status() const {
             {"leases_lost", s.leases_lost},
             {"watch_restarts", s.watch_restarts},
             {"policy_updates", s.policy_updates},
-            {"records_malformed", s.records_malformed}}}};
+            {"records_malformed", s.records_malformed},
+            {"records_refused", s.records_refused}}}};
 }
 
 } // namespace ztna::io

@@ -18,6 +18,44 @@ std::string members_prefix(const ClusterConfig& c) {
   return c.prefix + "members/";
 }
 
+// Invalid UTF-8 never throws: it is replaced, the same way on both sides.
+std::string compact(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// What a policy record's signature covers: the record without it, compact, keys sorted.
+std::string signed_part(const json& record) {
+  json j = record;
+  j.erase("signature");
+  return compact(j);
+}
+
+std::string to_hex(std::span<const uint8_t> bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : bytes) {
+    s += digits[b >> 4];
+    s += digits[b & 15];
+  }
+  return s;
+}
+
+std::optional<std::vector<uint8_t>> from_hex(std::string_view s) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (s.size() % 2 != 0 || s.size() > 1024) return std::nullopt;
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < s.size(); i += 2) {
+    const int hi = nibble(s[i]), lo = nibble(s[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<uint8_t>(hi << 4 | lo));
+  }
+  return out;
+}
+
 } // namespace
 
 ClusterState::ClusterState(ClusterConfig config) : config_(std::move(config)) {}
@@ -52,7 +90,8 @@ void ClusterState::publish_policy(std::string policy, std::string crl, uint64_t 
          {"crl", std::move(crl)},
          {"origin", config_.intermediate},
          {"written_unix_ms", unix_ms}};
-  policy_to_publish_ = j.dump();
+  if (config_.signer) j["signature"] = to_hex(config_.signer->sign(signed_part(j)));
+  policy_to_publish_ = compact(j);
   pump(retry_at_);
 }
 
@@ -225,6 +264,21 @@ void ClusterState::apply_policy(const KeyValue& kv) {
     if (it != j.end() && it->is_number_unsigned()) rec.written_unix_ms = it->get<uint64_t>();
   }
   policy_revision_ = kv.mod_revision; // a bad record is not looked at twice
+  if (ok && config_.signer) {
+    auto sig = j.find("signature");
+    auto bytes = sig != j.end() && sig->is_string() ? from_hex(sig->get_ref<const std::string&>())
+                                                    : std::nullopt;
+    if (!bytes || !config_.signer->verify(signed_part(j), *bytes)) {
+      stats_.records_refused++;
+      events_.push_back(Event{Event::Kind::Invalid,
+                              "policy record at revision " + std::to_string(kv.mod_revision) +
+                                  " from '" + rec.origin +
+                                  "' refused: its signature does not verify with this "
+                                  "deployment's authorization key",
+                              {}});
+      return;
+    }
+  }
   if (!ok) {
     stats_.records_malformed++;
     events_.push_back(Event{Event::Kind::Invalid,

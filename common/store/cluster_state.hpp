@@ -5,9 +5,11 @@
 // Keys, under a prefix ("ztna/v1/" by default; docs/operations.md):
 //   members/<intermediate>                    {"address"}                                   lease
 //   homes/<role>/<name>/<intermediate>        {"address", "services" (connectors)}          lease
-//   policy                                    {"policy", "crl", "origin", "written_unix_ms"}
+//   policy                                    {"policy", "crl", "origin", "written_unix_ms",
+//                                              "signature"}
 // Members and homes live under this intermediate's lease: when it dies, they go with the lease's
-// TTL. The policy record carries the policy file and the CRL together; its etcd mod_revision is
+// TTL. The policy record carries the policy file and the CRL together, signed (RecordSigner over
+// the record without "signature", as compact JSON with sorted keys); its etcd mod_revision is
 // the cluster's policy version. Every intermediate watches members/ and policy, never homes/:
 // the watch traffic stays independent of the number of peers.
 //
@@ -33,6 +35,16 @@ namespace ztna::store {
 
 using Time = std::chrono::steady_clock::time_point;
 
+// Signs the policy records an intermediate writes and checks those it reads, so that write
+// access to etcd alone never decides policy (the daemon: the deployment's authorization key,
+// which every intermediate holds). Signatures travel in the record as hex.
+class RecordSigner {
+public:
+  virtual ~RecordSigner() = default;
+  virtual std::vector<uint8_t> sign(std::string_view record) const = 0;
+  virtual bool verify(std::string_view record, std::span<const uint8_t> signature) const = 0;
+};
+
 struct ClusterConfig {
   std::string prefix = "ztna/v1/";
   std::string intermediate; // our node name, unique in the deployment
@@ -40,6 +52,7 @@ struct ClusterConfig {
   std::chrono::milliseconds lease_ttl{5000};
   std::chrono::milliseconds retry_min{100};
   std::chrono::milliseconds retry_max{2000};
+  const RecordSigner* signer = nullptr; // required for policy records; outlives the core
 };
 
 struct PolicyRecord {
@@ -58,6 +71,7 @@ struct ClusterStats {
   uint64_t watch_restarts = 0;
   uint64_t policy_updates = 0; // policy records seen with a newer revision
   uint64_t records_malformed = 0;
+  uint64_t records_refused = 0; // policy records whose signature does not verify
 };
 
 class ClusterState {

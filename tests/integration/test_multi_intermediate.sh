@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Several intermediates (DESIGN D11), without etcd. Three intermediates i1..i3 (10.77.0.11-13)
-# and the peers share one network namespace (natlab_lone_host; its first address, 10.77.0.1,
-# is the peers' host candidate). The connector registers with all three; each agent picks one
-# home, the first to answer (the shortest round trip), and meets the connector there: signaling
-# and relay never cross from one intermediate to another. agent1 goes direct, agent2 stays on
-# the relay (--relay-only); each fetches a raw TCP stream (tests/tools/stream_probe.py).
+# Several intermediates (DESIGN D11) sharing state in a three-node etcd cluster. Three
+# intermediates i1..i3 (10.77.0.11-13), etcd1..3 (10.77.0.21-23) and the peers share one network
+# namespace (natlab_lone_host; its first address, 10.77.0.1, is the peers' host candidate). The
+# connector registers with all three; each agent picks one home, the first to answer (the
+# shortest round trip), and meets the connector there: signaling and relay never cross from one
+# intermediate to another. agent1 goes direct, agent2 stays on the relay (--relay-only); each
+# fetches a raw TCP stream (tests/tools/stream_probe.py).
 # Then agent2's home is killed mid-transfer, first with SIGKILL, then (its new home) with
 # SIGTERM. Each time:
 # - agent2 moves to another intermediate, announces its session there, the intermediate asks
 #   the connector, and the session is bound on the new relay within 2 s of the kill (x4 under
 #   the sanitizers); its stream arrives whole (sha256) and ends with a clean end of file;
-# - agent1's direct session never stalls 100 ms or more and its stream arrives whole.
+# - agent1's direct session never stalls 100 ms or more and its stream arrives whole;
+# - etcd holds agent2's home at the new intermediate, and the stopped intermediate's member
+#   record goes with its lease (--etcd-lease-ttl 2).
 # shellcheck source-path=SCRIPTDIR/../natlab source=../natlab/lab_test.sh
 source "$(dirname "$0")/../natlab/lab_test.sh"
 
@@ -21,7 +24,10 @@ declare -A ip_of=([i1]=10.77.0.11 [i2]=10.77.0.12 [i3]=10.77.0.13)
 
 lab_test_setup
 lab_certs --agent agent2 --intermediate-ip 10.77.0.12 --intermediate-ip 10.77.0.13
-natlab_lone_host solo 10.77.0.1/24 10.77.0.11/24 10.77.0.12/24 10.77.0.13/24
+natlab_lone_host solo 10.77.0.1/24 10.77.0.11/24 10.77.0.12/24 10.77.0.13/24 \
+  10.77.0.21/24 10.77.0.22/24 10.77.0.23/24
+lab_etcd_start solo 10.77.0.21 10.77.0.22 10.77.0.23
+mapfile -t etcd_args < <(lab_etcd_args)
 
 # start_intermediate NAME: one of the three, same certificate and keys, its own status socket.
 start_intermediate() {
@@ -31,10 +37,14 @@ start_intermediate() {
   mapfile -t args < <(ztna_intermediate_args)
   ztna_spawn "$name" 1 ip netns exec "$(natlab_ns solo)" "$ZTNA_INTERMEDIATE_BIN" run \
     --listen "${ip_of[$name]}:$LAB_INTERMEDIATE_PORT" "${args[@]}" --status-socket "$sock" \
-    --log-level info
+    --log-level info "${etcd_args[@]}" --etcd-node "$name" --etcd-lease-ttl 2
   ztna_wait_for 30 "$name status socket answers" ztna_json "$name"
 }
 for i in i1 i2 i3; do start_intermediate "$i"; done
+for i in i1 i2 i3; do
+  ztna_wait_json "$i" 10 "$i: etcd up, three members" \
+    '.cluster.etcd == "up" and (.cluster.members | length) == 3'
+done
 all=(--intermediate "${ip_of[i2]}:$LAB_INTERMEDIATE_PORT" --intermediate "${ip_of[i3]}:$LAB_INTERMEDIATE_PORT")
 
 lab_start_stream_server solo "$size" "$rate"
@@ -94,11 +104,17 @@ failover() {
   lab_stream_expect_no_stall "direct-$case" 100
   ztna_jq agent2 '.sessions | length == 1 and .[0].session_id == $s' --arg s "$sid2" >/dev/null ||
     ztna_fail "[$case] agent2's session changed"
+  ztna_wait_for 5 "[$case] etcd: agent2's home at $new_home" in_etcd "homes/agent/agent2/$new_home"
+  ztna_wait_for 5 "[$case] etcd: $home's member record gone with its lease" not_in_etcd "members/$home"
 }
+
+in_etcd() { lab_etcd_ctl get "ztna/v1/$1" --keys-only | grep -qx "ztna/v1/$1"; }
+not_in_etcd() { ! in_etcd "$1"; }
 
 failover KILL kill
 failover TERM term
 for n in agent1 agent2 conn1; do
   ! ztna_log_has "$n" " ended: " || ztna_fail "$n ended a session: $(grep -E ' ended: ' "$(ztna_logfile "$n")")"
 done
+lab_etcd_stop
 ztna_pass

@@ -490,3 +490,26 @@ TEST_CASE("authorization: write the fuzz seed corpus", "[.authorization-seeds]")
   const Bytes token = a->issue(sample());
   write("truncated", Bytes(token.begin(), token.end() - 1));
 }
+
+TEST_CASE("authorization key: shared records are signed apart from authorizations",
+          "[authorization]") {
+  const auto a = signer(kKeyA);
+  const auto b = signer(kKeyB);
+  const std::string record = R"({"crl":"","origin":"i1","policy":"version = 1\n"})";
+  const auto sig = a->sign_record(record);
+  REQUIRE(sig.size() == kSignatureSize);
+  CHECK(a->verify_record(record, sig));
+  CHECK_FALSE(b->verify_record(record, sig)); // another deployment's key
+  std::string changed = record;
+  changed[10] ^= 1;
+  CHECK_FALSE(a->verify_record(changed, sig));
+  CHECK_FALSE(a->verify_record(record, std::span(sig).first(63)));
+  // An authorization's signature is never a record's, and the reverse.
+  const Bytes token = a->issue(sample());
+  const std::string body(token.begin(), token.end() - kSignatureSize);
+  CHECK_FALSE(a->verify_record(body, std::span(token).last(kSignatureSize)));
+  Bytes forged(token.begin(), token.end() - kSignatureSize);
+  const auto record_sig = a->sign_record(body);
+  forged.insert(forged.end(), record_sig.begin(), record_sig.end());
+  CHECK(check(*verifier(kPubA), forged, kIssued) == Result::BadSignature);
+}

@@ -65,6 +65,18 @@ std::string record(const std::string& policy, const std::string& origin) {
   return nlohmann::json{{"policy", policy}, {"crl", ""}, {"origin", origin}}.dump();
 }
 
+// A stand-in for the authorization key (test_authorization.cpp checks the real signatures):
+// the "signature" is the record's length and first byte, and says whether it was made by us.
+struct TestSigner : RecordSigner {
+  std::vector<uint8_t> sign(std::string_view record) const override {
+    return {static_cast<uint8_t>(record.size()), static_cast<uint8_t>(record[0]), 0x5a};
+  }
+  bool verify(std::string_view record, std::span<const uint8_t> sig) const override {
+    auto want = sign(record);
+    return std::equal(want.begin(), want.end(), sig.begin(), sig.end());
+  }
+};
+
 struct Cluster {
   ClusterState core{ClusterConfig{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms}};
   std::vector<ClusterState::Request> pending;
@@ -312,4 +324,52 @@ TEST_CASE("cluster: a policy published here is retried until etcd takes it", "[c
   c.answer("/v3/kv/put", header(20), {}, t0 + 2s);
   c.core.handle_timeout(t0 + 3s);
   CHECK(c.count("/v3/kv/put") == 0);
+}
+
+TEST_CASE("cluster: policy records are signed, and unsigned or forged ones refused", "[cluster]") {
+  TestSigner signer;
+  ClusterConfig config{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms, &signer};
+  ClusterState core{config};
+  core.start(t0);
+  core.publish_policy("version = 1\n", "", 1000);
+  std::string written;
+  for (const auto& r : core.take_requests()) {
+    if (r.path == "/v3/kv/put" && r.body.find(b64("ztna/v1/policy")) != std::string::npos)
+      written = r.body;
+    if (r.path == "/v3/kv/range") core.on_response(r.id, header(5), {}, t0);
+  }
+  REQUIRE_FALSE(written.empty());
+  const std::string value = nlohmann::json{
+      {"crl", ""},
+      {"origin", "n1"},
+      {"policy", "version = 1\n"},
+      {"written_unix_ms", 1000}}.dump();
+  const auto sig = signer.sign(value);
+  char hex[7];
+  snprintf(hex, sizeof hex, "%02x%02x%02x", sig[0], sig[1], sig[2]);
+  auto signed_value = nlohmann::json::parse(value);
+  signed_value["signature"] = hex;
+  CHECK(written == encode_put("ztna/v1/policy", signed_value.dump()));
+  REQUIRE_FALSE(core.take_watch().empty());
+  auto deliver = [&](const std::string& v, int64_t rev) {
+    core.on_watch_bytes(
+        bytes(watch_line(rev, R"({"kv":)" + kv_json("ztna/v1/policy", v, rev) + "}")), t0);
+    return core.take_events();
+  };
+  (void)core.take_events();
+  auto events = deliver(signed_value.dump(), 9);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == Kind::Policy);
+  // Unsigned, or signed over something else: refused, said, counted.
+  events = deliver(record("version = 1\n", "n2"), 10);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == Kind::Invalid);
+  CHECK(events[0].detail.find("signature does not verify") != std::string::npos);
+  auto forged = signed_value;
+  forged["policy"] = "version = 1\n[[access]]\nagents = [\"*\"]\nservices = [\"*\"]\n";
+  events = deliver(forged.dump(), 11);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].kind == Kind::Invalid);
+  CHECK(core.stats().records_refused == 2);
+  CHECK(core.policy_revision() == 11); // looked at once
 }
