@@ -14,8 +14,9 @@ store::Time steady_now() {
 
 EtcdState::EtcdState(boost::asio::io_context& io, std::vector<EtcdClient::Endpoint> endpoints,
                      store::ClusterConfig config, Listener& listener)
-    : core_(std::move(config)), client_(io, std::move(endpoints), std::chrono::milliseconds(1000)),
-      listener_(listener), timer_(io) {}
+    : endpoints_(endpoints), core_(std::move(config)),
+      client_(io, std::move(endpoints), std::chrono::milliseconds(1000)), listener_(listener),
+      timer_(io) {}
 
 EtcdState::~EtcdState() {
   stop();
@@ -34,6 +35,29 @@ void EtcdState::stop() {
   *alive_ = false;
   timer_.cancel();
   client_.stop();
+  revoke_lease();
+}
+
+void EtcdState::revoke_lease() {
+  const int64_t lease = core_.lease();
+  if (lease == 0) return;
+  // The daemon's loop stops right after this: a loop of our own, for a bounded time.
+  boost::asio::io_context io;
+  EtcdClient client(io, endpoints_, kRevokeWait / static_cast<int>(endpoints_.size()));
+  std::string outcome = "no answer within " + std::to_string(kRevokeWait.count()) + " ms";
+  client.call(
+      "/v3/lease/revoke", store::encode_lease_revoke(lease),
+      [&](std::string_view body, const std::string& error) {
+        std::string perr;
+        outcome = !error.empty() ? error : !store::parse_header(body, perr) ? perr : std::string();
+      });
+  io.run_for(kRevokeWait);
+  if (outcome.empty())
+    spdlog::info("shared state: lease revoked; this intermediate's records left etcd");
+  else
+    spdlog::warn("shared state: could not revoke the lease ({}); its records leave etcd within "
+                 "{} ms",
+                 outcome, core_.config().lease_ttl.count());
 }
 
 void EtcdState::peer_homed(Role role, const std::string& name, const std::string& address,

@@ -32,7 +32,12 @@ public:
 private:
   void drive();
   void on_event(const store::ClusterState::Event& e);
+  // On a clean stop: our records go at once instead of with the lease's TTL. Blocks for at
+  // most kRevokeWait.
+  void revoke_lease();
+  static constexpr std::chrono::milliseconds kRevokeWait{500};
 
+  std::vector<EtcdClient::Endpoint> endpoints_;
   store::ClusterState core_;
   EtcdClient client_;
   Listener& listener_;

@@ -33,20 +33,12 @@ natlab_router r2
 natlab_host a r1
 natlab_host b r2
 lab_etcd_start intermediate 203.0.113.21 203.0.113.22 203.0.113.23
-mapfile -t etcd_args < <(lab_etcd_args)
 
-# start_intermediate NAME: its own copy of the policy, so that what the others enforce after a
-# reload of this one can only have come through etcd.
+# Each intermediate reads its own copy of the policy, so that what the others enforce after a
+# reload of one can only have come through etcd.
 start_intermediate() {
-  local name=$1 sock=$ZTNA_TMP/run/$1.sock args
-  cp "$ZTNA_TMP/policy.toml" "$ZTNA_TMP/policy-$name.toml"
-  ZTNA_ROLE[$name]=intermediate
-  ZTNA_SOCK[$name]=$sock
-  mapfile -t args < <(ZTNA_POLICY=$ZTNA_TMP/policy-$name.toml ztna_intermediate_args)
-  ztna_spawn "$name" 1 ip netns exec "$(natlab_ns intermediate)" "$ZTNA_INTERMEDIATE_BIN" run \
-    --listen "${ip_of[$name]}:$port" "${args[@]}" --status-socket "$sock" --log-level info \
-    "${etcd_args[@]}" --etcd-node "$name" --etcd-lease-ttl 2
-  ztna_wait_for 30 "$name status socket answers" ztna_json "$name"
+  cp "$ZTNA_TMP/policy.toml" "$ZTNA_TMP/policy-$1.toml"
+  ZTNA_POLICY=$ZTNA_TMP/policy-$1.toml lab_start_named_intermediate "$1" intermediate "${ip_of[$1]}"
 }
 for i in i1 i2 i3; do start_intermediate "$i"; done
 for i in i1 i2 i3; do

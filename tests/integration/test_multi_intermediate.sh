@@ -27,20 +27,8 @@ lab_certs --agent agent2 --intermediate-ip 10.77.0.12 --intermediate-ip 10.77.0.
 natlab_lone_host solo 10.77.0.1/24 10.77.0.11/24 10.77.0.12/24 10.77.0.13/24 \
   10.77.0.21/24 10.77.0.22/24 10.77.0.23/24
 lab_etcd_start solo 10.77.0.21 10.77.0.22 10.77.0.23
-mapfile -t etcd_args < <(lab_etcd_args)
 
-# start_intermediate NAME: one of the three, same certificate and keys, its own status socket.
-start_intermediate() {
-  local name=$1 sock=$ZTNA_TMP/run/$1.sock args
-  ZTNA_ROLE[$name]=intermediate
-  ZTNA_SOCK[$name]=$sock
-  mapfile -t args < <(ztna_intermediate_args)
-  ztna_spawn "$name" 1 ip netns exec "$(natlab_ns solo)" "$ZTNA_INTERMEDIATE_BIN" run \
-    --listen "${ip_of[$name]}:$LAB_INTERMEDIATE_PORT" "${args[@]}" --status-socket "$sock" \
-    --log-level info "${etcd_args[@]}" --etcd-node "$name" --etcd-lease-ttl 2
-  ztna_wait_for 30 "$name status socket answers" ztna_json "$name"
-}
-for i in i1 i2 i3; do start_intermediate "$i"; done
+for i in i1 i2 i3; do lab_start_named_intermediate "$i" solo "${ip_of[$i]}"; done
 for i in i1 i2 i3; do
   ztna_wait_json "$i" 10 "$i: etcd up, three members" \
     '.cluster.etcd == "up" and (.cluster.members | length) == 3'

@@ -40,6 +40,23 @@ lab_start_intermediate() {
   ztna_wait_for 30 "intermediate status socket answers" ztna_json intermediate
 }
 
+# lab_start_named_intermediate NAME HOST IP [args...]: one of several intermediates, in HOST's
+# namespace on IP:$LAB_INTERMEDIATE_PORT, with the deployment's certificate and keys (the policy
+# in $ZTNA_POLICY if set), its own status socket, and, if a lab etcd cluster runs
+# (lab_etcd_start), that cluster with NAME as its node name and a 2 s lease.
+lab_start_named_intermediate() {
+  local name=$1 host=$2 ip=$3 sock=$ZTNA_TMP/run/$1.sock args etcd=()
+  shift 3
+  ZTNA_ROLE[$name]=intermediate
+  ZTNA_SOCK[$name]=$sock
+  mapfile -t args < <(ztna_intermediate_args)
+  [[ -z ${LAB_ETCD_HOST:-} ]] || mapfile -t etcd < <(lab_etcd_args; printf '%s\n' --etcd-node "$name" --etcd-lease-ttl 2)
+  ztna_spawn "$name" 1 ip netns exec "$(natlab_ns "$host")" "$ZTNA_INTERMEDIATE_BIN" run \
+    --listen "$ip:$LAB_INTERMEDIATE_PORT" "${args[@]}" --status-socket "$sock" \
+    --log-level "${ZTNA_LOG_LEVEL:-info}" "${etcd[@]}" "$@"
+  ztna_wait_for 30 "$name status socket answers" ztna_json "$name"
+}
+
 # lab_start_backend HOST DOCROOT: nginx on HOST's loopback, port $LAB_BACKEND_PORT.
 lab_start_backend() {
   local host=$1 root=$2 dir=$ZTNA_TMP/nginx-$1
