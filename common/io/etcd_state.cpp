@@ -62,17 +62,17 @@ void EtcdState::revoke_lease() {
 
 void EtcdState::peer_homed(Role role, const std::string& name, const std::string& address,
                            const std::vector<std::string>& services) {
-  core_.set_home(role, name, address, services);
+  core_.set_home(role, name, address, services, steady_now());
   drive();
 }
 
 void EtcdState::peer_left(Role role, const std::string& name) {
-  core_.clear_home(role, name);
+  core_.clear_home(role, name, steady_now());
   drive();
 }
 
 void EtcdState::publish_policy(std::string policy, std::string crl) {
-  core_.publish_policy(std::move(policy), std::move(crl), unix_ms());
+  core_.publish_policy(std::move(policy), std::move(crl), unix_ms(), steady_now());
   drive();
 }
 

@@ -72,27 +72,31 @@ void ClusterState::start(Time now) {
 }
 
 void ClusterState::set_home(Role role, const std::string& name, const std::string& address,
-                            const std::vector<std::string>& services) {
+                            const std::vector<std::string>& services, Time now) {
   json j{{"address", address}};
   if (role == Role::Connector) j["services"] = services;
-  auto [it, added] = desired_.insert_or_assign(home_key(role, name), j.dump());
+  const std::string key = home_key(role, name);
+  if (!desired_.count(key) && !written_.count(key)) due_[key] = now + config_.home_write_delay;
+  auto [it, added] = desired_.insert_or_assign(key, j.dump());
   if (added) homes_++;
-  pump(retry_at_);
+  pump(now);
 }
 
-void ClusterState::clear_home(Role role, const std::string& name) {
-  if (desired_.erase(home_key(role, name))) homes_--;
-  pump(retry_at_);
+void ClusterState::clear_home(Role role, const std::string& name, Time now) {
+  const std::string key = home_key(role, name);
+  due_.erase(key);
+  if (desired_.erase(key)) homes_--;
+  pump(now);
 }
 
-void ClusterState::publish_policy(std::string policy, std::string crl, uint64_t unix_ms) {
+void ClusterState::publish_policy(std::string policy, std::string crl, uint64_t unix_ms, Time now) {
   json j{{"policy", std::move(policy)},
          {"crl", std::move(crl)},
          {"origin", config_.intermediate},
          {"written_unix_ms", unix_ms}};
   if (config_.signer) j["signature"] = to_hex(config_.signer->sign(signed_part(j)));
   policy_to_publish_ = compact(j);
-  pump(retry_at_);
+  pump(now);
 }
 
 bool ClusterState::key_in_flight(const std::string& key) const {
@@ -107,10 +111,10 @@ void ClusterState::request(Op op, std::string path, std::string body, std::strin
   requests_.push_back(Request{id, std::move(path), std::move(body)});
 }
 
-// Makes the calls that bring etcd to the desired state. `now` only gates the retry after a
-// failure (set_home and friends pass retry_at_, which never runs ahead of the backoff).
+// Makes the calls that bring etcd to the desired state, unless a failure's backoff runs.
 void ClusterState::pump(Time now) {
-  if (!started_ || retry_pending_ || now < retry_at_) return;
+  if (!started_ || retry_pending_) return;
+  std::erase_if(due_, [&](const auto& d) { return d.second <= now; });
   auto busy = [&](Op op) {
     return std::any_of(in_flight_.begin(), in_flight_.end(),
                        [&](const auto& f) { return f.second.op == op; });
@@ -129,6 +133,7 @@ void ClusterState::pump(Time now) {
   } else {
     for (const auto& [key, value] : desired_) {
       if (in_flight_.size() >= kMaxInFlight) break;
+      if (due_.count(key)) continue;
       auto w = written_.find(key);
       if ((w != written_.end() && w->second == value) || key_in_flight(key)) continue;
       request(Op::Put, "/v3/kv/put", encode_put(key, value, lease_), key, value);
@@ -366,8 +371,16 @@ void ClusterState::handle_timeout(Time now) {
 
 std::optional<Time> ClusterState::next_timeout() const {
   std::optional<Time> t;
-  if (lease_ != 0) t = next_keepalive_;
-  if (retry_pending_ && (!t || retry_at_ < *t)) t = retry_at_;
+  auto earlier = [&](Time x) {
+    if (!t || x < *t) t = x;
+  };
+  if (lease_ != 0) earlier(next_keepalive_);
+  if (retry_pending_) {
+    earlier(retry_at_); // homes that came due meanwhile wait for it too
+  } else {
+    for (const auto& [key, due] : due_)
+      earlier(due);
+  }
   return t;
 }
 

@@ -52,6 +52,10 @@ struct ClusterConfig {
   std::chrono::milliseconds lease_ttl{5000};
   std::chrono::milliseconds retry_min{100};
   std::chrono::milliseconds retry_max{2000};
+  // A home is written once its registration has lasted this long: an agent racing several
+  // intermediates for a home registers with the losers for a round trip or two, and a peer that
+  // comes and goes at once costs etcd nothing.
+  std::chrono::milliseconds home_write_delay{1000};
   const RecordSigner* signer = nullptr; // required for policy records; outlives the core
 };
 
@@ -99,10 +103,10 @@ public:
   void start(Time now);
   // A peer registered here (again: replaces the record) or left.
   void set_home(Role role, const std::string& name, const std::string& address,
-                const std::vector<std::string>& services);
-  void clear_home(Role role, const std::string& name);
+                const std::vector<std::string>& services, Time now);
+  void clear_home(Role role, const std::string& name, Time now);
   // Write a new policy record; retried until etcd takes it. A later call replaces a pending one.
-  void publish_policy(std::string policy, std::string crl, uint64_t unix_ms);
+  void publish_policy(std::string policy, std::string crl, uint64_t unix_ms, Time now);
 
   // The answer to a request: its body, or the reason it failed.
   void on_response(uint64_t id, std::string_view body, const std::string& error, Time now);
@@ -160,6 +164,7 @@ private:
   Time next_keepalive_{};
   std::map<std::string, std::string> desired_; // lease-bound keys -> values
   std::map<std::string, std::string> written_; // what etcd holds of them, as far as we know
+  std::map<std::string, Time> due_;            // homes not to be written before then
   size_t homes_ = 0;
   std::optional<std::string> policy_to_publish_;
 

@@ -78,7 +78,9 @@ struct TestSigner : RecordSigner {
 };
 
 struct Cluster {
-  ClusterState core{ClusterConfig{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms}};
+  // Homes written at once here; "cluster: a short registration" checks the delay.
+  ClusterState core{
+      ClusterConfig{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms, 0ms, nullptr}};
   std::vector<ClusterState::Request> pending;
 
   std::vector<ClusterState::Request> take() {
@@ -157,16 +159,16 @@ TEST_CASE("cluster: a registration is one write, its end another", "[cluster]") 
   Cluster c;
   c.up();
   const auto before = c.core.stats().puts + c.core.stats().deletes;
-  c.core.set_home(Role::Connector, "c1", "198.51.100.7:5000", {"db", "web"});
+  c.core.set_home(Role::Connector, "c1", "198.51.100.7:5000", {"db", "web"}, t0);
   const std::string key = "ztna/v1/homes/connector/c1/n1";
   CHECK(c.has("/v3/kv/put",
               encode_put(key, R"({"address":"198.51.100.7:5000","services":["db","web"]})", 77)));
   c.answer("/v3/kv/put", header(7));
   CHECK(c.core.homes() == 1);
   // The same record again writes nothing.
-  c.core.set_home(Role::Connector, "c1", "198.51.100.7:5000", {"db", "web"});
+  c.core.set_home(Role::Connector, "c1", "198.51.100.7:5000", {"db", "web"}, t0);
   CHECK(c.count("/v3/kv/put") == 0);
-  c.core.clear_home(Role::Connector, "c1");
+  c.core.clear_home(Role::Connector, "c1", t0);
   CHECK(c.has("/v3/kv/deleterange", encode_delete(key)));
   c.answer("/v3/kv/deleterange", header(8));
   CHECK(c.core.homes() == 0);
@@ -178,12 +180,12 @@ TEST_CASE("cluster: an outage is said once, waits, and the desired state is writ
   Cluster c;
   c.up();
   c.core.take_events();
-  c.core.set_home(Role::Agent, "a1", "203.0.113.5:6000", {});
+  c.core.set_home(Role::Agent, "a1", "203.0.113.5:6000", {}, t0);
   c.answer("/v3/kv/put", {}, "connect 10.0.0.1:2379: Connection refused", t0 + 1s);
   CHECK(c.kinds() == std::vector{Kind::Down});
   CHECK_FALSE(c.core.up());
   // Nothing new while the backoff runs: a second registration waits for it.
-  c.core.set_home(Role::Agent, "a2", "203.0.113.6:6000", {});
+  c.core.set_home(Role::Agent, "a2", "203.0.113.6:6000", {}, t0 + 1s);
   CHECK(c.count("/v3/kv/put") == 0);
   REQUIRE(c.core.next_timeout());
   CHECK(*c.core.next_timeout() == t0 + 1s + 100ms);
@@ -194,7 +196,7 @@ TEST_CASE("cluster: an outage is said once, waits, and the desired state is writ
   c.answer("/v3/kv/put", header(8), {}, t0 + 1200ms);
   CHECK(c.core.homes() == 2);
   // Failures in a row back off further, up to the maximum.
-  c.core.set_home(Role::Agent, "a3", "203.0.113.7:6000", {});
+  c.core.set_home(Role::Agent, "a3", "203.0.113.7:6000", {}, t0 + 2s);
   Time now = t0 + 2s;
   std::chrono::milliseconds expect = 100ms;
   for (int i = 0; i < 7; ++i) {
@@ -215,14 +217,14 @@ TEST_CASE("cluster: a lost lease takes a new one and writes everything again", "
   Cluster c;
   c.up();
   c.core.take_events();
-  c.core.set_home(Role::Agent, "a1", "203.0.113.5:6000", {});
+  c.core.set_home(Role::Agent, "a1", "203.0.113.5:6000", {}, t0);
   c.answer("/v3/kv/put", header(7));
   SECTION("a keepalive answer without a TTL") {
     c.core.handle_timeout(t0 + 2s);
     c.answer("/v3/lease/keepalive", R"({"result":{"header":{"revision":"7"},"ID":"77"}})");
   }
   SECTION("a write refused for an unknown lease") {
-    c.core.set_home(Role::Agent, "a1", "203.0.113.9:6000", {});
+    c.core.set_home(Role::Agent, "a1", "203.0.113.9:6000", {}, t0);
     c.answer("/v3/kv/put", {},
              R"(HTTP 400: {"error":"etcdserver: requested lease not found","code":5})");
     CHECK(c.kinds().empty()); // not an outage
@@ -311,7 +313,7 @@ TEST_CASE("cluster: a watch that ends or loses events is read again from where i
 TEST_CASE("cluster: a policy published here is retried until etcd takes it", "[cluster]") {
   Cluster c;
   c.up();
-  c.core.publish_policy("version = 1\n", "", 1000);
+  c.core.publish_policy("version = 1\n", "", 1000, t0);
   const auto body = encode_put("ztna/v1/policy", nlohmann::json{{"policy", "version = 1\n"},
                                                                 {"crl", ""},
                                                                 {"origin", "n1"},
@@ -328,10 +330,10 @@ TEST_CASE("cluster: a policy published here is retried until etcd takes it", "[c
 
 TEST_CASE("cluster: policy records are signed, and unsigned or forged ones refused", "[cluster]") {
   TestSigner signer;
-  ClusterConfig config{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms, &signer};
+  ClusterConfig config{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms, 0ms, &signer};
   ClusterState core{config};
   core.start(t0);
-  core.publish_policy("version = 1\n", "", 1000);
+  core.publish_policy("version = 1\n", "", 1000, t0);
   std::string written;
   for (const auto& r : core.take_requests()) {
     if (r.path == "/v3/kv/put" && r.body.find(b64("ztna/v1/policy")) != std::string::npos)
@@ -372,4 +374,48 @@ TEST_CASE("cluster: policy records are signed, and unsigned or forged ones refus
   CHECK(events[0].kind == Kind::Invalid);
   CHECK(core.stats().records_refused == 2);
   CHECK(core.policy_revision() == 11); // looked at once
+}
+
+TEST_CASE("cluster: a short registration writes nothing; a lasting one after the delay",
+          "[cluster]") {
+  ClusterState core{
+      ClusterConfig{"ztna/v1/", "n1", "192.0.2.1:4433", 6000ms, 100ms, 2000ms, 1000ms, nullptr}};
+  core.start(t0);
+  for (const auto& r : core.take_requests()) {
+    if (r.path == "/v3/kv/range") core.on_response(r.id, header(5), {}, t0);
+    if (r.path == "/v3/lease/grant")
+      core.on_response(r.id, R"({"header":{"revision":"5"},"ID":"77","TTL":"6"})", {}, t0);
+  }
+  for (const auto& r : core.take_requests())
+    core.on_response(r.id, header(6), {}, t0); // the member record
+  const auto writes = [&] { return core.stats().puts + core.stats().deletes; };
+  const auto before = writes();
+  // The calls that write keys (keepalives go on beside them).
+  const auto kv_calls = [&] {
+    std::vector<ClusterState::Request> out;
+    for (auto& r : core.take_requests())
+      if (r.path.rfind("/v3/kv/", 0) == 0) out.push_back(std::move(r));
+    return out;
+  };
+  // An agent racing three intermediates registers here, loses, and leaves 40 ms later.
+  core.set_home(Role::Agent, "a1", "203.0.113.5:6000", {}, t0 + 10ms);
+  core.clear_home(Role::Agent, "a1", t0 + 50ms);
+  core.handle_timeout(t0 + 2s);
+  CHECK(kv_calls().empty());
+  // One that stays is written once the delay is over, not before.
+  core.set_home(Role::Agent, "a2", "203.0.113.6:6000", {}, t0 + 3s);
+  REQUIRE(core.next_timeout());
+  CHECK(*core.next_timeout() <= t0 + 4s);
+  core.handle_timeout(t0 + 3999ms);
+  CHECK(kv_calls().empty());
+  core.handle_timeout(t0 + 4s);
+  auto reqs = kv_calls();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].body ==
+        encode_put("ztna/v1/homes/agent/a2/n1", R"({"address":"203.0.113.6:6000"})", 77));
+  core.on_response(reqs[0].id, header(7), {}, t0 + 4s);
+  // A new address for a home already written goes out at once.
+  core.set_home(Role::Agent, "a2", "203.0.113.6:6001", {}, t0 + 5s);
+  CHECK(kv_calls().size() == 1);
+  CHECK(writes() - before == 1);
 }
