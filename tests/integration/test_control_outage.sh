@@ -26,6 +26,7 @@ natlab_lone_host solo "$solo_ip/24"
 lab_start_intermediate solo
 lab_start_stream_server solo "$size" "$rate"
 lab_start_stream_peers solo
+lab_direct_session agent1 stream
 result() { lab_stream_result "$@"; }
 
 outage() {

@@ -42,6 +42,8 @@ for i in i1 i2 i3; do
     '[.peers[] | select(.role == "connector") | .name] == ["conn1"]'
 done
 
+lab_direct_session agent1 stream
+
 # home_of AGENT: the intermediate (i1..i3) the agent is registered with.
 home_of() {
   local addr i

@@ -142,6 +142,18 @@ lab_start_stream_peers() {
   ztna_wait_for 30 "agent2 listening" lab_tcp_listening "$host" 9002
 }
 
+# lab_direct_session AGENT SERVICE: opens AGENT's session to SERVICE (one ping) and waits until
+# it is on a direct path, so that a stream measured afterwards does not include the session's
+# first move from the relay onto the direct path (a new path starts with a fresh congestion
+# window and RTT estimate, RFC 9000 §9.4: a pause of up to about 100 ms in a paced stream).
+lab_direct_session() {
+  "$ZTNA_AGENT_BIN" ping "$2" -c 1 --status-socket "${ZTNA_SOCK[$1]}" >/dev/null ||
+    ztna_fail "$1: ping $2 failed"
+  # shellcheck disable=SC2016 # $s is jq's
+  ztna_wait_json "$1" 20 "$1's session to $2 on a direct path" \
+    'any(.sessions[]?; .service == $s and .path == "direct")' --arg s "$2"
+}
+
 # lab_stream_fetch NAME HOST PORT BYTES: reads a stream of BYTES through 127.0.0.1:PORT on HOST,
 # in the background (pid in LAB_FETCH_PID[NAME]); lab_stream_result reads how it went.
 lab_stream_fetch() {
