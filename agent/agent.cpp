@@ -71,8 +71,13 @@ Agent::Request* Agent::request_session(const std::string& service) {
   Request r;
   r.id = next_request_id_++;
   r.sent = std::chrono::steady_clock::now();
-  if (!send_home(wire::OpenSession{r.id, service})) return nullptr;
-  spdlog::info("asking the intermediate for a session to '{}'", service);
+  // Without a home right now (moving to another intermediate), the request waits for the next
+  // one (on_control_connected), within kRequestTimeout.
+  if (send_home(wire::OpenSession{r.id, service}))
+    spdlog::info("asking the intermediate for a session to '{}'", service);
+  else
+    spdlog::info("'{}': no intermediate registers us right now; the request waits for one",
+                 service);
   return &requests_.emplace(service, std::move(r)).first->second;
 }
 
@@ -152,8 +157,7 @@ void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
     return end_session(closed->session_id,
                        std::string("intermediate closed it: ") + wire::to_string(closed->code),
                        false);
-  if (auto* resumed = std::get_if<wire::SessionResumed>(&m))
-    return on_session_resumed(i, *resumed);
+  if (auto* resumed = std::get_if<wire::SessionResumed>(&m)) return on_session_resumed(i, *resumed);
   if (auto* query = std::get_if<wire::ResumeSession>(&m)) {
     // The connector announced the session first: claim it too, or say it is gone.
     auto it = sessions_.find(query->session_id);
@@ -192,15 +196,15 @@ void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
 TunnelSession& Agent::create_session(size_t via, const wire::SessionReady& m,
                                      const std::string& service) {
   uint64_t id = m.session_id;
-  auto session = std::make_unique<TunnelSession>(
-      id, m.connector, service, m.authorization, control_.address(via),
-      [this, id](std::span<const uint8_t> d) {
-        if (auto p = wire::parse_ping(d)) {
-          if (p->pong) on_pong(id, p->id);
-          return;
-        }
-        on_udp_reply(d);
-      });
+  auto session = std::make_unique<TunnelSession>(id, m.connector, service, m.authorization,
+                                                 control_.address(via),
+                                                 [this, id](std::span<const uint8_t> d) {
+                                                   if (auto p = wire::parse_ping(d)) {
+                                                     if (p->pong) on_pong(id, p->id);
+                                                     return;
+                                                   }
+                                                   on_udp_reply(d);
+                                                 });
   quic::ConnectionConfig cfg;
   cfg.tls = tls_;
   cfg.alpn = std::string(wire::kSessionAlpn);
@@ -377,9 +381,9 @@ void Agent::on_session_reject(const wire::SessionReject& m) {
       ++it;
       continue;
     }
-    it->second.reply(io::json_text(
-        {{"error", "the intermediate refused a session for '" + req->first + "': " + m.reason +
-                       " (" + wire::to_string(m.code) + ")"}}));
+    it->second.reply(
+        io::json_text({{"error", "the intermediate refused a session for '" + req->first +
+                                     "': " + m.reason + " (" + wire::to_string(m.code) + ")"}}));
     it->second.timer->cancel();
     it = pings_.erase(it);
   }
@@ -405,7 +409,8 @@ void Agent::end_session(uint64_t id, const std::string& why, bool tell_intermedi
 
 // Sessions outlive the control connection (DESIGN D10): a direct one carries on untouched, a
 // relayed one waits for a relay (SessionResumed) or for its own idle timeout. Requests not
-// answered yet cannot be: their connections are dropped.
+// answered yet wait too, their local connections held: they go to the next home as soon as it
+// registers us, within the same kRequestTimeout.
 void Agent::on_control_lost(const std::string& why) {
   size_t direct = 0;
   for (auto& [id, s] : sessions_) {
@@ -417,9 +422,9 @@ void Agent::on_control_lost(const std::string& why) {
                  "path; the others wait for the relay",
                  why, sessions_.size(), direct);
   for (auto& [service, r] : requests_)
-    spdlog::warn("'{}': dropping {} waiting connection(s): control connection lost: {}", service,
-                 r.connections.size(), why);
-  requests_.clear();
+    spdlog::warn("'{}': control connection lost ({}): {} connection(s) wait for the next "
+                 "intermediate",
+                 service, why, r.connections.size());
 }
 
 // Registered again: every live session is announced, so that the intermediate (the same one
@@ -440,6 +445,14 @@ void Agent::on_control_connected(size_t i) {
     end_session(id, "the control connection was lost during its handshake", false);
   if (!sessions_.empty())
     spdlog::info("control: announced {} live session(s) to the intermediate", sessions_.size());
+  // Requests the last connection took and never answered: asked again here (a new id, so that
+  // a late answer to the old one is not taken for this one).
+  for (auto& [service, r] : requests_) {
+    r.id = next_request_id_++;
+    control_.send(i, wire::OpenSession{r.id, service});
+    spdlog::info("'{}': asking the new intermediate for the session ({} connection(s) waiting)",
+                 service, r.connections.size());
+  }
 }
 
 void Agent::on_session_resumed(size_t i, const wire::SessionResumed& m) {
@@ -468,6 +481,9 @@ void Agent::sweep() {
     if (w.dead) dead.emplace_back(id, *w.dead);
     probe = probe || w.probe_relay;
   }
+  // A request waiting for its answer needs the intermediate as much as a silent relayed
+  // session does: a dead home is noticed within a second, not at the idle timeout.
+  probe = probe || !requests_.empty();
   if (home) control_.set_probing(*home, probe);
   for (auto& [id, why] : dead)
     end_session(id, "connector unreachable: " + why, true);

@@ -23,7 +23,7 @@ LAB_INTERMEDIATE_IP=10.77.0.11
 declare -A ip_of=([i1]=10.77.0.11 [i2]=10.77.0.12 [i3]=10.77.0.13)
 
 lab_test_setup
-lab_certs --agent agent2 --intermediate-ip 10.77.0.12 --intermediate-ip 10.77.0.13
+lab_certs --agent agent2 --agent agent3 --intermediate-ip 10.77.0.12 --intermediate-ip 10.77.0.13
 natlab_lone_host solo 10.77.0.1/24 10.77.0.11/24 10.77.0.12/24 10.77.0.13/24 \
   10.77.0.21/24 10.77.0.22/24 10.77.0.23/24
 lab_etcd_start solo 10.77.0.21 10.77.0.22 10.77.0.23
@@ -106,5 +106,29 @@ failover TERM term
 for n in agent1 agent2 conn1; do
   ! ztna_log_has "$n" " ended: " || ztna_fail "$n ended a session: $(grep -E ' ended: ' "$(ztna_logfile "$n")")"
 done
+
+# An idle agent (no session yet) whose home dies as a session is asked for (ztna-agent ping): the
+# request makes it check its home (a Heartbeat), it moves, asks the new home, and the session
+# opens. One of the two stopped intermediates starts again first, so that two are up.
+alive=() dead=()
+for i in i1 i2 i3; do
+  if ztna_alive "${ZTNA_PID_OF[$i]}"; then alive+=("$i"); else dead+=("$i"); fi
+done
+lab_start_named_intermediate "${dead[0]}" solo "${ip_of[${dead[0]}]}"
+ztna_wait_json "${dead[0]}" 20 "conn1 registered with the restarted ${dead[0]}" \
+  '[.peers[] | select(.role == "connector") | .name] == ["conn1"]'
+lab_start_peer agent agent3 solo "${all[@]}" --expose "stream=tcp://127.0.0.1:9003"
+ztna_wait_connected agent3
+ztna_wait_for 30 "agent3 listening" lab_tcp_listening solo 9003
+home=$(home_of agent3)
+pid=${ZTNA_PID_OF[$home]}
+kill -KILL "$pid"
+ztna_reap "$pid"
+t_kill=$(ztna_now_ms)
+"$ZTNA_AGENT_BIN" ping stream -c 1 --status-socket "${ZTNA_SOCK[agent3]}" >"$ZTNA_TMP/ping.out" 2>&1 ||
+  ztna_fail "[idle] agent3 could not open its session after its home died: $(cat "$ZTNA_TMP/ping.out")"
+ztna_log "[idle] agent3's home $home killed as a session was asked for: opened through $(home_of agent3), answered $(($(ztna_now_ms) - t_kill)) ms after the kill: $(head -1 "$ZTNA_TMP/ping.out")"
+ztna_log_has agent3 "'stream': asking the new intermediate for the session" ||
+  ztna_fail "[idle] agent3 did not carry its request over to the new home"
 lab_etcd_stop
 ztna_pass
