@@ -36,23 +36,26 @@ std::string http_error(unsigned status, std::string_view body) {
 
 } // namespace
 
-struct EtcdClient::Connection {
-  explicit Connection(boost::asio::io_context& io) : stream(io), resolver(io) {}
+namespace {
+// What a call connection and a watch both hold: the TCP stream and the request on it.
+struct HttpLink {
+  explicit HttpLink(boost::asio::io_context& io) : stream(io), resolver(io) {}
   beast::tcp_stream stream;
   tcp::resolver resolver;
   beast::flat_buffer buffer;
   http::request<http::string_body> request;
+};
+} // namespace
+
+struct EtcdClient::Connection : HttpLink {
+  using HttpLink::HttpLink;
   std::optional<http::response_parser<http::string_body>> parser;
   size_t endpoint = 0;
   bool connected = false;
 };
 
-struct EtcdClient::Watch {
-  explicit Watch(boost::asio::io_context& io) : stream(io), resolver(io) {}
-  beast::tcp_stream stream;
-  tcp::resolver resolver;
-  beast::flat_buffer buffer;
-  http::request<http::string_body> request;
+struct EtcdClient::Watch : HttpLink {
+  using HttpLink::HttpLink;
   http::response_parser<http::buffer_body> parser;
   std::array<char, 16384> chunk{};
   Bytes on_bytes;
@@ -212,7 +215,10 @@ void EtcdClient::finish(const std::string& body, const std::string& error) {
   queue_.pop_front();
   busy_ = false;
   auto alive = alive_;
-  done(body, error);
+  // A copy: `body` lives in the connection's parser, which the next call (made from `done`)
+  // replaces.
+  const std::string answer = body;
+  done(answer, error);
   if (*alive) next();
 }
 
