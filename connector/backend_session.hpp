@@ -9,6 +9,7 @@
 #include "io/quic_peer.hpp"
 #include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
+#include "relay/relay_path.hpp"
 #include "session/liveness.hpp"
 #include "session/session_gate.hpp"
 
@@ -64,6 +65,13 @@ public:
   // Which of our intermediates offered (or last resumed) the session: it relays and signals it.
   size_t via() const { return via_; }
   void set_via(size_t i) { via_ = i; }
+  // Our end of the session's relay path. A move to another intermediate takes a new one, so
+  // that a return to an intermediate the session used before is a new path to ngtcp2 as well:
+  // ngtcp2 0.12.1 will not move back onto a path it left while it still validates that path.
+  Address relay_local() const { return relay_local_address(relay_generation_); }
+  void next_relay_path() {
+    relay_generation_ = relay_generation_ == UINT16_MAX ? 1 : relay_generation_ + 1;
+  }
   // Whether the agent is still there (DESIGN D10); fed by the connector's sweep.
   session::Liveness& liveness() { return liveness_; }
   const session::Liveness& liveness() const { return liveness_; }
@@ -106,6 +114,7 @@ private:
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   session::Liveness liveness_;
   size_t via_ = 0;
+  uint16_t relay_generation_ = 1;
   std::unique_ptr<io::PathDriver> paths_;
   std::unique_ptr<io::QuicPeer> quic_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;

@@ -28,8 +28,7 @@ std::vector<std::string> names(const std::vector<ServiceSpec>& specs) {
 size_t descriptor_budget() {
   rlimit r{};
   if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 65536;
-  return r.rlim_cur > kReservedDescriptors * 2 ? r.rlim_cur - kReservedDescriptors
-                                               : r.rlim_cur / 2;
+  return r.rlim_cur > kReservedDescriptors * 2 ? r.rlim_cur - kReservedDescriptors : r.rlim_cur / 2;
 }
 
 std::shared_ptr<const auth::AuthorizationVerifier> load_verifier(const std::string& file) {
@@ -46,8 +45,8 @@ Connector::Connector(boost::asio::io_context& io, ConnectorOptions options)
       verifier_(load_verifier(options_.authorization_pub)),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
       control_(io, endpoint_,
-               io::ControlClient::Options{{}, {}, tls_, wire::Role::Connector,
-                                          names(options_.services), &refusals_},
+               io::ControlClient::Options{
+                   {}, {}, tls_, wire::Role::Connector, names(options_.services), &refusals_},
                options_.intermediates, io::ControlPlane::Mode::All,
                io::ControlPlane::Listener{
                    [this](size_t i) { on_control_connected(i); },
@@ -124,6 +123,7 @@ void Connector::on_control_message(size_t i, const wire::ControlMessage& m) {
       auto& s = *it->second;
       const bool moved = s.via() != i;
       s.set_via(i);
+      if (moved) s.next_relay_path();
       s.liveness().set_relay(session::RelayState::Bound, io::now());
       spdlog::info("session {:016x}: relay bound again{}", resumed->session_id,
                    moved ? " at " + control_.address(i).to_string() : std::string());
@@ -182,7 +182,8 @@ void Connector::on_offer(size_t via, const wire::SessionOffer& offer) {
     auto it = sessions_.find(id);
     return it != sessions_.end() && control_.send(it->second->via(), msg);
   };
-  session->set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
+  session->set_paths(
+      std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
   session->paths()->set_local_candidates(
       io::gather_candidates(endpoint_.socket(), control_.observed_address()));
   session->set_via(via);
@@ -200,7 +201,7 @@ void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram)
   }
   auto& s = *it->second;
   if (!s.quic()) return start_session(s, frame->payload);
-  const quic::Path path{relay_local_address(), from};
+  const quic::Path path{s.relay_local(), from};
   s.quic()->receive(path, frame->payload);
 }
 
@@ -221,7 +222,7 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
   cfg.peer.roles = {Role::Agent};
   cfg.peer.client_auth = true;
   cfg.peer.name = s.agent();
-  quic::Path path{relay_local_address(), control_.address(s.via())};
+  quic::Path path{s.relay_local(), control_.address(s.via())};
   std::string error;
   auto conn = quic::Connection::server(cfg, path, hd, s, io::now(), error);
   if (!conn) {
