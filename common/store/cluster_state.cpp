@@ -67,7 +67,9 @@ std::string ClusterState::home_key(Role role, const std::string& name) const {
 void ClusterState::start(Time now) {
   started_ = true;
   json member{{"address", config_.address}};
-  desired_[members_prefix(config_) + config_.intermediate] = member.dump();
+  const std::string key = members_prefix(config_) + config_.intermediate;
+  desired_[key] = member.dump();
+  dirty_.insert(key);
   pump(now);
 }
 
@@ -79,13 +81,17 @@ void ClusterState::set_home(Role role, const std::string& name, const std::strin
   if (!desired_.count(key) && !written_.count(key)) due_[key] = now + config_.home_write_delay;
   auto [it, added] = desired_.insert_or_assign(key, j.dump());
   if (added) homes_++;
+  dirty_.insert(key);
   pump(now);
 }
 
 void ClusterState::clear_home(Role role, const std::string& name, Time now) {
   const std::string key = home_key(role, name);
   due_.erase(key);
-  if (desired_.erase(key)) homes_--;
+  if (desired_.erase(key)) {
+    homes_--;
+    dirty_.insert(key);
+  }
   pump(now);
 }
 
@@ -100,13 +106,13 @@ void ClusterState::publish_policy(std::string policy, std::string crl, uint64_t 
 }
 
 bool ClusterState::key_in_flight(const std::string& key) const {
-  return std::any_of(in_flight_.begin(), in_flight_.end(),
-                     [&](const auto& f) { return f.second.key == key; });
+  return keys_in_flight_.count(key) != 0;
 }
 
 void ClusterState::request(Op op, std::string path, std::string body, std::string key,
                            std::string value) {
   const uint64_t id = next_id_++;
+  if (!key.empty()) keys_in_flight_.insert(key);
   in_flight_[id] = InFlight{op, std::move(key), std::move(value), lease_};
   requests_.push_back(Request{id, std::move(path), std::move(body)});
 }
@@ -131,17 +137,25 @@ void ClusterState::pump(Time now) {
       request(Op::LeaseGrant, "/v3/lease/grant", encode_lease_grant(ttl));
     }
   } else {
-    for (const auto& [key, value] : desired_) {
-      if (in_flight_.size() >= kMaxInFlight) break;
-      if (due_.count(key)) continue;
+    // Only the keys that changed since etcd last agreed: a registration costs one lookup, not
+    // a pass over every home.
+    for (auto it = dirty_.begin(); it != dirty_.end() && in_flight_.size() < kMaxInFlight;) {
+      const std::string& key = *it;
+      if (due_.count(key) || key_in_flight(key)) {
+        ++it;
+        continue;
+      }
+      auto d = desired_.find(key);
       auto w = written_.find(key);
-      if ((w != written_.end() && w->second == value) || key_in_flight(key)) continue;
-      request(Op::Put, "/v3/kv/put", encode_put(key, value, lease_), key, value);
-    }
-    for (const auto& [key, value] : written_) {
-      if (in_flight_.size() >= kMaxInFlight) break;
-      if (desired_.count(key) || key_in_flight(key)) continue;
-      request(Op::Delete, "/v3/kv/deleterange", encode_delete(key), key);
+      if (d != desired_.end() && (w == written_.end() || w->second != d->second)) {
+        request(Op::Put, "/v3/kv/put", encode_put(key, d->second, lease_), key, d->second);
+        ++it;
+      } else if (d == desired_.end() && w != written_.end()) {
+        request(Op::Delete, "/v3/kv/deleterange", encode_delete(key), key);
+        ++it;
+      } else {
+        it = dirty_.erase(it); // etcd holds what we want
+      }
     }
   }
   if (policy_to_publish_ && !key_in_flight(policy_key()))
@@ -156,6 +170,7 @@ void ClusterState::on_response(uint64_t id, std::string_view body, const std::st
   if (it == in_flight_.end()) return;
   InFlight call = std::move(it->second);
   in_flight_.erase(it);
+  keys_in_flight_.erase(call.key);
   if (!error.empty()) return failed(call, error, now);
   std::string perr;
   switch (call.op) {
@@ -230,6 +245,8 @@ void ClusterState::lease_lost() {
   stats_.leases_lost++;
   lease_ = 0;
   written_.clear();
+  for (const auto& [key, value] : desired_)
+    dirty_.insert(key);
 }
 
 void ClusterState::on_range(const RangeResult& r) {

@@ -165,6 +165,7 @@ private:
   std::map<std::string, std::string> desired_; // lease-bound keys -> values
   std::map<std::string, std::string> written_; // what etcd holds of them, as far as we know
   std::map<std::string, Time> due_;            // homes not to be written before then
+  std::set<std::string> dirty_;                // keys where written_ may differ from desired_
   size_t homes_ = 0;
   std::optional<std::string> policy_to_publish_;
 
@@ -178,6 +179,7 @@ private:
 
   uint64_t next_id_ = 1;
   std::map<uint64_t, InFlight> in_flight_;
+  std::set<std::string> keys_in_flight_; // the keys of in_flight_
   std::vector<Request> requests_;
   std::vector<Event> events_;
   ClusterStats stats_;
