@@ -12,10 +12,11 @@
 #              port; with it on nothing is claimed
 #   hairpin    h1 sends to the router's public mapping of h2
 #   same LAN   h1 sends to h2's LAN address: no NAT in between
-# Then double NAT (CGNAT), a public peer, natlab_block/unblock, natlab_flush_conntrack, the
-# topology helpers with their setup/teardown time, cleanup after an induced failure (in a
-# subshell, and in a separate process without lib.sh), after SIGKILL (natlab_cleanup_stale), and
-# that the root namespace is untouched.
+# Then double NAT (CGNAT), WAN links with delay and loss (round-trip times and answered share
+# measured alongside the matrix), a public peer, natlab_block/unblock, natlab_flush_conntrack,
+# the topology helpers with their setup/teardown time, cleanup after an induced failure (in a
+# subshell, and in a separate process without lib.sh), after SIGKILL (natlab_cleanup_stale, which
+# also stops the dead run's delay links), and that the root namespace is untouched.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../natlab/natlab.sh
@@ -67,8 +68,18 @@ done
 natlab_router cgnat --cgnat --mapping eim --filtering apdf
 natlab_router home --upstream cgnat --mapping eim --filtering apdf
 natlab_host dn-h1 home
+# WAN links through ztna-delay-link: 10 ms one way on dl1's and on dl2's (20 ms round trip to
+# the internet, 40 ms between their hosts), and one that loses 20% of the frames each way.
+DELAY=10
+natlab_router dl1 --delay "$DELAY"
+natlab_host dl1-h1 dl1
+natlab_router dl2 --delay "$DELAY" --filtering eif
+natlab_host dl2-h1 dl2
+LOSS=20
+natlab_router lossy --delay 1 --loss "$LOSS" --loss-seed 7
+natlab_host lossy-h1 lossy
 t1=$(ztna_now_ms)
-ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 2 routers) set up in $((t1 - t0)) ms"
+ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 5 routers) set up in $((t1 - t0)) ms"
 
 # spawn_reflect NAME HOST [reflect args...]: a reflector in HOST's namespace; waits until ready.
 spawn_reflect() {
@@ -89,9 +100,13 @@ for r in "${routers[@]}"; do
     --learn "$A1:$P1" --mapped "$ZTNA_TMP/run/$r-h2.mapped" --ready "$ZTNA_TMP/run/$r-h2.ready" \
     0.0.0.0:0
 done
+ztna_spawn dl2-h1 0 ip netns exec "$(natlab_ns dl2-h1)" "${probe[@]}" reflect \
+  --learn "$A1:$P1" --mapped "$ZTNA_TMP/run/dl2-h1.mapped" --ready "$ZTNA_TMP/run/dl2-h1.ready" \
+  0.0.0.0:0
 for r in "${routers[@]}"; do
   ztna_wait_for 10 "$r-h2 learnt its mapping" test -s "$ZTNA_TMP/run/$r-h2.ready"
 done
+ztna_wait_for 10 "dl2-h1 learnt its mapping" test -s "$ZTNA_TMP/run/dl2-h1.ready"
 
 # ---------------------------------------------------------------------------------------------
 # Measure every router at once: one probe process per router, steps in order.
@@ -124,7 +139,19 @@ for r in "${routers[@]}"; do
     new timeout "$hairpin_timeout" obs "$h2_map"
   probe_pid[$r]=$ZTNA_LAST_PID
 done
-for r in "${routers[@]}"; do
+# Round-trip times through the delayed links (after a first exchange that resolves ARP and opens
+# the mappings), through a router without one, and the share answered across the lossy link.
+dl2_map=$(<"$ZTNA_TMP/run/dl2-h1.mapped")
+ztna_spawn probe-delay 0 ip netns exec "$(natlab_ns dl1-h1)" "${probe[@]}" probe \
+  obs "$INTER:$P1" rtt "$INTER:$P1" 100 10 obs "$dl2_map" rtt "$dl2_map" 100 10
+probe_pid[delay]=$ZTNA_LAST_PID
+ztna_spawn probe-nodelay 0 ip netns exec "$(natlab_ns eim-apdf-fwon-h1)" "${probe[@]}" probe \
+  obs "$INTER:$P1" rtt "$INTER:$P1" 50 10
+probe_pid[nodelay]=$ZTNA_LAST_PID
+ztna_spawn probe-lossy 0 ip netns exec "$(natlab_ns lossy-h1)" "${probe[@]}" probe --timeout 10 \
+  obs "$INTER:$P1" timeout 1 rtt "$INTER:$P1" 300 3
+probe_pid[lossy]=$ZTNA_LAST_PID
+for r in "${routers[@]}" delay nodelay lossy; do
   wait_exit "${probe_pid[$r]}" 30 "probe of $r finished"
   [[ ${ZTNA_RC[${probe_pid[$r]}]} == 0 ]] ||
     ztna_fail "probe of $r failed: $(cat "$(ztna_logfile "probe-$r")")"
@@ -253,6 +280,39 @@ for r in "${routers[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------
+# Delay and loss
+
+# rtt_field LINE NAME: a field of a probe's "rtt DEST sent N got M median X min Y max Z" line.
+rtt_field() {
+  awk -v k="$2" '$1 == "rtt" { for (i = 3; i < NF; i += 2) if ($i == k) print $(i + 1) }' <<<"$1"
+}
+# within X LO HI: LO <= X <= HI (decimals).
+within() {
+  awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x != "none" && x >= lo && x <= hi) }'
+}
+mapfile -t L <"$(ztna_logfile probe-delay)"
+((${#L[@]} == 5)) || ztna_fail "delay probe: unexpected output: ${L[*]}"
+[[ ${L[1]} != *none && ${L[3]} != *none ]] || ztna_fail "delay probe: no answer: ${L[*]}"
+rtt_inter=$(rtt_field "${L[2]}" median)
+rtt_p2p=$(rtt_field "${L[4]}" median)
+# The link never delivers early; the upper bounds leave room for a busy machine.
+[[ $(rtt_field "${L[2]}" got) == 100 ]] || ztna_fail "delay without loss lost packets: ${L[2]}"
+[[ $(rtt_field "${L[4]}" got) == 100 ]] || ztna_fail "delay without loss lost packets: ${L[4]}"
+within "$rtt_inter" $((2 * DELAY)) $((3 * DELAY + 10)) ||
+  ztna_fail "RTT to the intermediate through one ${DELAY} ms link: ${L[2]}"
+within "$rtt_p2p" $((4 * DELAY)) $((6 * DELAY + 10)) ||
+  ztna_fail "RTT between hosts behind two ${DELAY} ms links: ${L[4]}"
+mapfile -t L <"$(ztna_logfile probe-nodelay)"
+rtt_plain=$(rtt_field "${L[2]}" median)
+within "$rtt_plain" 0 $((DELAY / 2)) || ztna_fail "RTT without a delay link: ${L[2]}"
+mapfile -t L <"$(ztna_logfile probe-lossy)"
+[[ ${L[1]} != *none ]] || ztna_fail "no answer at all across the lossy link: ${L[*]}"
+lossy_got=$(rtt_field "${L[2]}" got)
+# 20% each way: 64% of the requests are answered; 300 samples put 45..82% far out of chance.
+within "$lossy_got" 135 246 || ztna_fail "answered across a link losing ${LOSS}% each way: ${L[2]}"
+ztna_log "delay: RTT median ${rtt_inter} ms to the intermediate, ${rtt_p2p} ms peer to peer (${DELAY} ms each link), ${rtt_plain} ms without; loss ${LOSS}%: ${lossy_got}/300 answered"
+
+# ---------------------------------------------------------------------------------------------
 # Double NAT, public peer, block/unblock, flush
 
 out=$(natlab_exec dn-h1 "${probe[@]}" probe obs "$A1:$P1" obs "$A2:$P1" new obs "$A1:$P1" poke "$A1:$P1" 1)
@@ -312,6 +372,15 @@ t0=$(ztna_now_ms)
 natlab_down
 ztna_log "lab removed in $(($(ztna_now_ms) - t0)) ms"
 [[ -z $(natlab__list_ns "$NATLAB_PREFIX") ]] || ztna_fail "namespaces left after natlab_down"
+[[ ! -e $NATLAB_RUN_DIR ]] || ztna_fail "natlab_down left $NATLAB_RUN_DIR"
+# The delay links' summaries (natlab_down keeps their output with the test's logs).
+for w in dl1 dl2; do
+  sum=$(tail -n 1 "$ZTNA_TMP/logs/natlab-$w-wire.log")
+  [[ $sum == *"down0 forwarded"*"lost 0, queue full 0, send errors 0"*"up0 forwarded"*"lost 0, queue full 0, send errors 0"* ]] ||
+    ztna_fail "delay link of $w: $sum"
+done
+sum=$(tail -n 1 "$ZTNA_TMP/logs/natlab-lossy-wire.log")
+[[ $sum == *"lost "[1-9]*"lost "[1-9]* ]] || ztna_fail "the lossy link lost nothing: $sum"
 
 # topo_check: every peer reaches the intermediate, which sees its external address.
 topo_check() {
@@ -385,7 +454,10 @@ ztna_log "failing child without lib.sh (exit $rc): its lab ($child_prefix*) remo
 
 # A run killed with SIGKILL leaves its namespaces; natlab_cleanup_stale removes them.
 pfile=$ZTNA_TMP/run/killed.prefix
-ztna_spawn killed-run 0 bash -c 'source "$1"; NATLAB_NO_TRAP=1; natlab_init; natlab_topo_two_nats
+# Its delay links run without a parent-death signal (ZTNA_DETACH, as for a lab left up on
+# purpose), so they outlive it until the cleanup stops them.
+ztna_spawn killed-run 0 env ZTNA_DETACH=1 ZTNA_BUILD_DIR="$ZTNA_BUILD_DIR" bash -c 'source "$1"
+  NATLAB_NO_TRAP=1; natlab_init; natlab_topo_two_nats --delay 1
   echo "$NATLAB_PREFIX" >"$2.tmp"; mv "$2.tmp" "$2"; exec sleep 60' _ \
   "$ZTNA_REPO/tests/natlab/natlab.sh" "$pfile"
 kpid=$ZTNA_LAST_PID
@@ -396,9 +468,33 @@ kill -KILL "$kpid"
 wait_exit "$kpid" 10 "the killed run is gone"
 n=$(natlab__list_ns "$killed_prefix" | grep -c . || true)
 ((n > 0)) || ztna_fail "the killed run left nothing to clean (test is wrong)"
+kdir=$NATLAB_RUN_BASE/zl$kpid
+kprocs=()
+for f in "$kdir"/*.pid; do
+  read -r p _ <"$f"
+  natlab__running "$p" || ztna_fail "delay link $p of the killed run is not running (test is wrong)"
+  kprocs+=("$p")
+done
+((${#kprocs[@]} == 2)) || ztna_fail "the killed run recorded ${#kprocs[@]} processes, expected 2"
 natlab_cleanup_stale
 [[ -z $(natlab__list_ns "$killed_prefix") ]] || ztna_fail "natlab_cleanup_stale left $(natlab__list_ns "$killed_prefix")"
-ztna_log "SIGKILLed run: natlab_cleanup_stale removed its $n namespaces"
+for p in "${kprocs[@]}"; do
+  ! natlab__running "$p" || ztna_fail "natlab_cleanup_stale left the delay link $p running"
+done
+[[ ! -e $kdir ]] || ztna_fail "natlab_cleanup_stale left $kdir"
+ztna_log "SIGKILLed run: natlab_cleanup_stale removed its $n namespaces and stopped its delay links (${kprocs[*]})"
+
+# A delay link that is not built fails the lab loudly.
+set +e
+out=$( (NATLAB_DELAY_LINK=/nonexistent/ztna-delay-link
+  natlab_init
+  natlab_router nolink --delay 5) 2>&1)
+rc=$?
+set -e
+if ((rc == 0)) || [[ $out != *"ztna-delay-link not found"* ]]; then
+  ztna_fail "a missing delay link did not fail the lab: $out"
+fi
+ztna_log "missing ztna-delay-link: the lab fails ($(grep -o 'ztna-delay-link not found[^:]*' <<<"$out"))"
 
 # ---------------------------------------------------------------------------------------------
 # Results
@@ -417,6 +513,8 @@ fi
     meas fw "A2:P2 -> E, then to A2:P2" "A1:P2 -> E.." hairpin same-LAN
   printf '%s\n' "${rows[@]}"
   echo "double NAT: host behind home (WAN $dn_home) behind cgnat: seen as $dn1"
+  echo "WAN links with ${DELAY} ms delay: RTT median $rtt_inter ms to the intermediate, $rtt_p2p ms peer to peer ($rtt_plain ms without delay)"
+  echo "WAN link with ${LOSS}% loss each way: $lossy_got of 300 requests answered (expected about 192)"
   for i in "${!timings[@]}"; do
     echo "two-NAT topology (6 namespaces) run $((i + 1)): ${timings[$i]}"
   done

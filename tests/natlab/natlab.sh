@@ -16,6 +16,9 @@
 #              --cgnat). Forwarding on, redirects off, rp_filter off, br_netfilter calls off.
 #   host       a namespace with eth0 on a router's LAN (<lan>.10, .11...), default route via it.
 #              Hosts on one LAN reach each other directly through the bridge.
+#   wire       "<router>-wire", only for a router given --delay/--loss: its WAN link runs through
+#              this namespace, where ztna-delay-link forwards frames between up0 (on the upstream
+#              segment) and down0 (whose veth peer is the router's wan). No addresses.
 # No lab device or rule ever exists in the root namespace: veth pairs are created with both ends
 # inside lab namespaces. Namespace names are "zl<pid>-<name>" (pid of the shell that called
 # natlab_init), so parallel runs never collide and natlab_cleanup_stale can tell a dead run's
@@ -30,12 +33,15 @@
 #                                 "intermediate" defines the address natlab_block keeps
 #   natlab_router NAME [--mapping eim|adm|apdm] [--filtering eif|adf|apdf] [--firewall on|off]
 #                 [--hairpin on|off] [--upstream ROUTER] [--cgnat] [--lan A.B.C.0/24] [--wan IP]
-#                 [--udp-timeout S]
+#                 [--udp-timeout S] [--delay MS] [--loss PCT] [--loss-seed N]
 #                                 a NAT router (defaults: eim, apdf, firewall on, hairpin on;
 #                                 upstream: the internet). --cgnat puts its LAN in 100.64.0.0/10.
 #                                 --udp-timeout sets conntrack's UDP timeouts (unreplied and
 #                                 stream) and the lifetime of idle mappings (default: kernel's
-#                                 30 s / 120 s, mappings 120 s)
+#                                 30 s / 120 s, mappings 120 s). --delay/--loss: the WAN link
+#                                 delays every frame by MS ms each way and drops PCT percent of
+#                                 them each way (see "WAN link delay and loss"); --loss-seed
+#                                 seeds the drops
 #   natlab_host NAME ROUTER       a LAN host behind ROUTER (any number per router)
 #   natlab_lone_host NAME ADDR/LEN...  a namespace linked to nothing else: lo up, and a veth pair
 #                                 lone0/lone1 whose lone0 holds the addresses (IPv4 and/or
@@ -52,6 +58,7 @@
 #                                 WAN address; a public host's own address)
 #   natlab_router_of HOST         the router HOST sits behind
 #   natlab_router_opts ROUTER     prints "MAPPING FILTERING FIREWALL HAIRPIN", e.g. "eim apdf on off"
+#   natlab_wan_link ROUTER        prints "DELAY_MS LOSS_PCT" of ROUTER's WAN link ("0 0": none)
 #   natlab_block ROUTER [IP...]   drop forwarded (routed or bridged) UDP through ROUTER except
 #                                 to/from the IPs (default: the intermediate's address)
 #   natlab_unblock ROUTER         undo natlab_block
@@ -59,8 +66,10 @@
 #                                 mapping/filtering tables)
 #   natlab_mappings ROUTER        prints ROUTER's endpoint mappings (external port -> internal)
 #   natlab_conntrack ROUTER [ARGS...]  conntrack -L ARGS inside ROUTER's namespace
-#   natlab_down                   remove every namespace of this run (idempotent)
-#   natlab_cleanup_stale          remove namespaces of runs whose shell is gone
+#   natlab_down                   stop the lab's own processes (delay links), remove every
+#                                 namespace of this run (idempotent)
+#   natlab_cleanup_stale          remove namespaces (and stop the lab processes) of runs whose
+#                                 shell is gone
 # Topologies (the intermediate is the public host "intermediate" at 203.0.113.10; peers are "a"
 # and "b"; router options as for natlab_router):
 #   natlab_topo_same_lan [OPTS]              a and b behind r1
@@ -101,6 +110,17 @@
 #   Mappings in the dynamic maps live as long as packets keep leaving through them (refreshed by
 #   every outbound packet), up to the mapping lifetime after the last one.
 #
+# WAN link delay and loss (the kernel has no netem)
+#   --delay MS / --loss PCT route the router's WAN link through its wire namespace, where
+#   ztna-delay-link (tests/tools/delay_link.cpp, from the build tree: ZTNA_BUILD_DIR as lib.sh
+#   has it, default <repo>/build, or NATLAB_DELAY_LINK; the lab fails if it is not built) holds
+#   every frame MS ms in each direction and drops PCT percent at random in each direction. ARP
+#   and everything else crosses it too. 10 ms on each router gives 20 ms RTT from a host to a
+#   public host and 40 ms between hosts behind two such routers. With loss, the devices that
+#   feed the link get gso_max_segs 1 so that one frame is one packet (a GSO super-frame would be
+#   lost as a whole); without loss super-frames go through as they are. The process's summary
+#   (frames forwarded, lost, dropped for a full queue) is logged when natlab_down stops it.
+#
 # Limits (what this does not model faithfully)
 #   - eim is Linux port preservation: two LAN hosts using the same source port toward different
 #     destinations share one external port (port overloading). @mapping keeps the first owner
@@ -118,7 +138,9 @@
 #   - Mapping lifetime: the nft maps live 120 s (or --udp-timeout) after the last outbound
 #     packet, conntrack 30 s unreplied / 120 s otherwise; an eif/adf mapping can thus outlive a
 #     conntrack entry that Linux would already have reused.
-#   - No delay, loss or rate limits (the kernel has no netem).
+#   - Delay and loss only on routers' WAN links: constant delay (no jitter, no reordering),
+#     independent random loss, no rate limit. A host's RTT to a peer behind the same router
+#     crosses no delay link.
 #
 # Exit. natlab_init installs an EXIT trap that runs natlab_down and then whatever EXIT trap was
 # there before (and INT/TERM/HUP traps that exit, unless some are set already). If lib.sh is in
@@ -130,12 +152,20 @@
 # builds something). Callers with their own trap may simply call natlab_down from it. NATLAB_NO_TRAP=1: install nothing. Subshells: a subshell
 # that calls natlab_init gets a lab (and prefix) of its own, removed when it exits; the parent's
 # lab is left alone, and building calls for the parent's lab fail there.
-# natlab_down never kills processes: it reports any still inside a lab namespace (that namespace
-# then lives on, unreachable, until they exit). Run processes in the lab with
+# Lab processes. The lab runs some processes itself (the delay links): each is started by PID in
+# the background with a parent-death signal (none with ZTNA_DETACH=1, for a lab left up on
+# purpose), its pid and start time in NATLAB_RUN_DIR (/run/natlab/zl<pid>: pid files, logs,
+# configuration). natlab_down stops exactly those (SIGTERM, SIGKILL after 5 s) before it removes
+# the namespaces, fails if one had died or did not exit 0, and copies their output to
+# $ZTNA_TMP/logs/natlab-NAME.log when lib.sh is in use. natlab_cleanup_stale stops those of dead
+# runs (a recorded pid whose start time still matches). Any other process is never killed:
+# natlab_down reports those still inside a lab namespace (that namespace then lives on,
+# unreachable, until they exit). Run processes in the lab with
 # `ip netns exec "$(natlab_ns NAME)" CMD` (ztna_spawn records the right PID: ip execs CMD).
 #
 # Environment: NATLAB_VERBOSE=1 logs every step; NATLAB_PYTHON (default: ZTNA_PYTHON, else
-# /usr/bin/python3, else python3) for natprobe.py.
+# /usr/bin/python3, else python3) for natprobe.py; ZTNA_BUILD_DIR or NATLAB_DELAY_LINK for
+# ztna-delay-link; NATLAB_RUN_BASE (default /run/natlab) for the run directories.
 
 set -euo pipefail
 
@@ -164,6 +194,14 @@ if [[ -z ${NATLAB_LOADED:-} ]]; then
   declare -gA NATLAB_NEXT=()      # router -> next host number on its LAN
   declare -gA NATLAB_OPTS=()      # router -> "mapping filtering firewall hairpin"
   declare -gA NATLAB_USED_IP=()   # internet addresses taken
+  declare -gA NATLAB_DELAY=()     # router -> "delay_ms loss_pct" of its WAN link, if it has one
+  # Processes the lab itself runs (delay links): pid files, logs and configuration in
+  # NATLAB_RUN_DIR, which lives as long as the namespaces do (/run, like /run/netns).
+  NATLAB_RUN_BASE=${NATLAB_RUN_BASE:-/run/natlab}
+  NATLAB_RUN_DIR=""
+  NATLAB_GOT_BIN=""
+  declare -ga NATLAB_PROCS=()     # names of the lab's processes, in start order
+  declare -gA NATLAB_PID=()       # lab process name -> pid
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -240,8 +278,10 @@ natlab_init() {
   fi
   NATLAB_OWNER=$BASHPID
   NATLAB_PREFIX=zl${BASHPID}-
+  NATLAB_RUN_DIR=$NATLAB_RUN_BASE/zl$BASHPID
   natlab_cleanup_stale
-  # A namespace with our prefix can only be a dead run's whose pid was reused.
+  # A namespace or run directory with our prefix can only be a dead run's whose pid was reused.
+  natlab__kill_recorded "$NATLAB_RUN_DIR"
   local -a old
   mapfile -t old < <(natlab__list_ns "$NATLAB_PREFIX")
   natlab__del_ns "${old[@]}"
@@ -269,7 +309,13 @@ natlab__del_ns() {
 }
 
 natlab_cleanup_stale() {
-  local ns pid stale=()
+  local ns pid stale=() dir
+  # A dead run's lab processes first (a run killed with its lab up, or one that left the lab
+  # running on purpose), so that its namespaces go at once.
+  for dir in "$NATLAB_RUN_BASE"/zl*; do
+    [[ -d $dir && ${dir##*/} =~ ^zl([0-9]+)$ ]] || continue
+    [[ -d /proc/${BASH_REMATCH[1]} ]] || natlab__kill_recorded "$dir"
+  done
   while read -r ns; do
     [[ $ns =~ ^zl([0-9]+)- ]] || continue
     pid=${BASH_REMATCH[1]}
@@ -278,6 +324,143 @@ natlab_cleanup_stale() {
   ((${#stale[@]})) || return 0
   natlab__log "removing ${#stale[@]} namespaces left by dead runs: ${stale[*]}"
   natlab__del_ns "${stale[@]}"
+}
+
+# natlab__stat PID: sets NATLAB_GOT_STAT to the fields of /proc/PID/stat after the command name
+# (state first, start time 20th); fails if there is no such process.
+natlab__stat() {
+  local s
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  NATLAB_GOT_STAT=${s##*) }
+}
+
+# natlab__running PID: the process exists and has not exited (zombies count as gone).
+natlab__running() {
+  natlab__stat "$1" || return 1
+  [[ ${NATLAB_GOT_STAT%% *} != Z ]]
+}
+
+# natlab__starttime PID: the process's start time (clock ticks after boot): a PID plus its start
+# time names one process, even once the PID is reused.
+natlab__starttime() {
+  natlab__stat "$1" || return 1
+  local -a f
+  read -r -a f <<<"$NATLAB_GOT_STAT"
+  echo "${f[19]}"
+}
+
+# natlab__kill_recorded DIR: stop the processes recorded in DIR/*.pid ("PID STARTTIME") that
+# are still those processes, then remove DIR. For runs whose shell is gone.
+natlab__kill_recorded() {
+  local dir=$1 f pid start now deadline
+  [[ -d $dir ]] || return 0
+  local -a pids=()
+  for f in "$dir"/*.pid; do
+    [[ -f $f ]] || continue
+    read -r pid start <"$f" || continue
+    [[ $pid =~ ^[0-9]+$ ]] || continue
+    now=$(natlab__starttime "$pid") || continue
+    [[ $now == "$start" ]] || continue
+    kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  deadline=$(($(natlab__now_ms) + 3000))
+  for pid in "${pids[@]}"; do
+    while natlab__running "$pid" && (($(natlab__now_ms) < deadline)); do
+      sleep 0.02
+    done
+    ! natlab__running "$pid" || kill -KILL "$pid" 2>/dev/null || true
+  done
+  ((${#pids[@]} == 0)) || natlab__log "stopped ${#pids[@]} processes left by a dead run (${dir##*/}): ${pids[*]}"
+  rm -rf "$dir"
+}
+
+# natlab__spawn NAME NS CMD...: run CMD in the background in namespace NS (network only),
+# output in NATLAB_RUN_DIR/NAME.log; records its PID and start time in NAME.pid. Like lib.sh's
+# processes it gets a parent-death signal (unless ZTNA_DETACH is set), so it cannot outlive a
+# killed shell; natlab_down stops it, and natlab_cleanup_stale stops one a dead run left.
+natlab__spawn() {
+  local name=$1 ns=$2
+  shift 2
+  mkdir -p "$NATLAB_RUN_DIR"
+  local -a pre=()
+  if [[ -z ${ZTNA_DETACH:-} ]] && command -v setpriv >/dev/null 2>&1; then
+    pre=(setpriv --pdeathsig TERM --)
+  fi
+  "${pre[@]}" nsenter --net="$NATLAB_NETNS_DIR/$ns" -- "$@" \
+    </dev/null >"$NATLAB_RUN_DIR/$name.log" 2>&1 &
+  local pid=$! start
+  # Not reaped yet, so even a process that failed at once still has its /proc entry.
+  start=$(natlab__starttime "$pid") || natlab__fail "$name (pid $pid) vanished"
+  echo "$pid $start" >"$NATLAB_RUN_DIR/$name.pid"
+  NATLAB_PROCS+=("$name")
+  NATLAB_PID[$name]=$pid
+  natlab__vlog "started $name (pid $pid) in $ns: $*"
+}
+
+# natlab__wait_file NAME FILE: wait (10 s) until the lab process NAME has written FILE; fail with
+# its output if it exits or takes too long.
+natlab__wait_file() {
+  local name=$1 file=$2 pid=${NATLAB_PID[$1]} deadline
+  deadline=$(($(natlab__now_ms) + 10000))
+  while [[ ! -s $file ]]; do
+    natlab__running "$pid" ||
+      natlab__fail "$name (pid $pid) exited while starting: $(cat "$NATLAB_RUN_DIR/$name.log")"
+    (($(natlab__now_ms) < deadline)) ||
+      natlab__fail "$name (pid $pid) not ready after 10 s: $(cat "$NATLAB_RUN_DIR/$name.log")"
+    sleep 0.01
+  done
+}
+
+# natlab__stop_procs: SIGTERM every lab process of this run, wait (5 s), SIGKILL what is left,
+# reap them all. Returns non-zero if one had died before or did not exit 0.
+natlab__stop_procs() {
+  ((${#NATLAB_PROCS[@]})) || return 0
+  local name pid rc bad=0 deadline log keep n
+  local -A died=()
+  for name in "${NATLAB_PROCS[@]}"; do
+    pid=${NATLAB_PID[$name]}
+    if natlab__running "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+    else
+      died[$name]=1
+    fi
+  done
+  deadline=$(($(natlab__now_ms) + 5000))
+  for name in "${NATLAB_PROCS[@]}"; do
+    pid=${NATLAB_PID[$name]}
+    while natlab__running "$pid" && (($(natlab__now_ms) < deadline)); do
+      sleep 0.02
+    done
+    if natlab__running "$pid"; then
+      natlab__log "$name (pid $pid) ignored SIGTERM for 5 s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    log=$NATLAB_RUN_DIR/$name.log
+    if [[ -n ${died[$name]:-} ]]; then
+      natlab__log "$name (pid $pid) had exited on its own (status $rc): $(tail -n 5 "$log" 2>/dev/null)"
+      bad=1
+    elif ((rc != 0)); then
+      natlab__log "$name (pid $pid) exited with status $rc: $(tail -n 5 "$log" 2>/dev/null)"
+      bad=1
+    elif [[ ${NATLAB_KIND[$name]:-} == wire ]]; then
+      natlab__log "$name: $(tail -n 1 "$log" 2>/dev/null)"
+    fi
+    # Keep the output with the test's logs when lib.sh is in use.
+    if [[ -n ${ZTNA_TMP:-} && -d $ZTNA_TMP/logs && -f $log ]]; then
+      keep=$ZTNA_TMP/logs/natlab-$name.log
+      n=2
+      while [[ -e $keep ]]; do
+        keep=$ZTNA_TMP/logs/natlab-$name-$n.log
+        n=$((n + 1))
+      done
+      cp "$log" "$keep" 2>/dev/null || true
+    fi
+  done
+  NATLAB_PROCS=()
+  NATLAB_PID=()
+  return "$bad"
 }
 
 natlab__install_trap() {
@@ -333,6 +516,9 @@ natlab__reset() {
   NATLAB_NEXT=()
   NATLAB_OPTS=()
   NATLAB_USED_IP=()
+  NATLAB_DELAY=()
+  NATLAB_PROCS=()
+  NATLAB_PID=()
   NATLAB_SEQ=0
   NATLAB_NROUTERS=0
 }
@@ -344,8 +530,10 @@ natlab_down() {
     natlab__log "natlab_down ignored: this lab belongs to the shell that ran natlab_init (pid $NATLAB_OWNER), not to this subshell"
     return 1
   fi
-  local t0 left procs=() nsino=()
+  local t0 left procs=() nsino=() rc=0
   t0=$(natlab__now_ms)
+  # The lab's own processes (delay links...) go first, by PID.
+  natlab__stop_procs || rc=1
   local -a mine
   mapfile -t mine < <(natlab__list_ns "$NATLAB_PREFIX")
   if ((${#mine[@]})); then
@@ -362,13 +550,14 @@ natlab_down() {
     natlab__del_ns "${mine[@]}"
   fi
   natlab__reset
+  rm -rf "$NATLAB_RUN_DIR"
   left=$(natlab__list_ns "$NATLAB_PREFIX")
   if [[ -n $left ]]; then
     natlab__log "could not remove: $left"
     return 1
   fi
   ((${#mine[@]} == 0)) || natlab__vlog "removed ${#mine[@]} namespaces in $(($(natlab__now_ms) - t0)) ms"
-  return 0
+  return "$rc"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -501,7 +690,7 @@ natlab_router() {
   shift
   natlab__check_name "$name"
   local mapping=eim filtering=apdf firewall=on hairpin=on up=internet lan="" wan="" cgnat=0
-  local udp_timeout=""
+  local udp_timeout="" delay="" loss="" seed=""
   while (($#)); do
     case $1 in
     --mapping) mapping=${2:-} ;;
@@ -512,6 +701,9 @@ natlab_router() {
     --lan) lan=${2:-} ;;
     --wan) wan=${2:-} ;;
     --udp-timeout) udp_timeout=${2:-} ;;
+    --delay) delay=${2:-} ;;
+    --loss) loss=${2:-} ;;
+    --loss-seed) seed=${2:-} ;;
     --cgnat)
       cgnat=1
       shift
@@ -528,6 +720,15 @@ natlab_router() {
   [[ $hairpin =~ ^(on|off)$ ]] || natlab__fail "router $name: --hairpin on|off, not '$hairpin'"
   [[ -z $udp_timeout || $udp_timeout =~ ^[1-9][0-9]*$ ]] || natlab__fail "router $name: bad --udp-timeout"
   [[ $up == internet ]] || natlab__need_kind "$up" router
+  local wire=""
+  if [[ -n $delay$loss$seed ]]; then
+    [[ -z $delay || $delay =~ ^[0-9]+(\.[0-9]+)?$ ]] || natlab__fail "router $name: bad --delay '$delay' (ms)"
+    [[ -z $loss || $loss =~ ^(100|[0-9]{1,2}(\.[0-9]+)?)$ ]] || natlab__fail "router $name: bad --loss '$loss' (percent)"
+    [[ -z $seed || $seed =~ ^[0-9]{1,15}$ ]] || natlab__fail "router $name: bad --loss-seed '$seed'"
+    wire=$name-wire
+    natlab__check_name "$wire"
+    natlab__delay_link_bin
+  fi
   NATLAB_NROUTERS=$((NATLAB_NROUTERS + 1))
   local n=$NATLAB_NROUTERS
   if [[ -z $lan ]]; then
@@ -554,7 +755,11 @@ natlab_router() {
   fi
   natlab__new_ns "$name" router
   local ns=$NATLAB_PREFIX$name
-  natlab__attach "$name" "$up" wan
+  if [[ -n $wire ]]; then
+    natlab__wire "$name" "$up" "${delay:-0}" "${loss:-0}" "$seed"
+  else
+    natlab__attach "$name" "$up" wan
+  fi
   natlab__ip "$ns" "router $name" <<EOF
 link set lo up
 link add lan type bridge stp_state 0 forward_delay 0
@@ -584,7 +789,44 @@ EOF
   if ! out=$(natlab__nsx "$ns" nft -f - 2>&1 <<<"$rules"); then
     natlab__fail "nftables ruleset for router $name rejected: $out"$'\n'"$rules"
   fi
-  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin"
+  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin${wire:+, WAN link delay ${delay:-0} ms loss ${loss:-0}%}"
+}
+
+# natlab__delay_link_bin: sets NATLAB_GOT_BIN to ztna-delay-link (NATLAB_DELAY_LINK, else from
+# the build tree: ZTNA_BUILD_DIR as lib.sh uses it, default <repo>/build), or fails.
+natlab__delay_link_bin() {
+  local build=${ZTNA_BUILD_DIR:-$NATLAB_DIR/../../build}
+  NATLAB_GOT_BIN=${NATLAB_DELAY_LINK:-$build/tests/ztna-delay-link}
+  [[ -x $NATLAB_GOT_BIN ]] ||
+    natlab__fail "ztna-delay-link not found at $NATLAB_GOT_BIN: build it (cmake --build BUILD_DIR --target ztna-delay-link) and set ZTNA_BUILD_DIR (or NATLAB_DELAY_LINK)"
+}
+
+# natlab__wire ROUTER UPSTREAM DELAY_MS LOSS_PCT SEED: ROUTER's WAN link through the namespace
+# ROUTER-wire, where ztna-delay-link forwards frames between up0 (on the upstream segment) and
+# down0 (whose peer is the router's wan).
+natlab__wire() {
+  local r=$1 up=$2 delay=$3 loss=$4 seed=$5 w=$1-wire
+  local wns=$NATLAB_PREFIX$w upns=$NATLAB_PREFIX$2
+  natlab__new_ns "$w" wire
+  NATLAB_UP[$w]=$up
+  natlab__attach "$w" "$up" up0
+  local port=v$NATLAB_SEQ
+  natlab__ip "$wns" "wire of $r" <<EOF
+link add down0 type veth peer name wan netns $NATLAB_PREFIX$r
+link set up0 up
+link set down0 up
+EOF
+  if [[ $loss != 0 ]]; then
+    # Loss applies per frame: the devices that send into the wire hand it one packet per frame
+    # (the kernel segments GSO super-frames before them), so a lost frame is one lost packet.
+    natlab__ip "$upns" "wire of $r" <<<"link set $port gso_max_segs 1"
+    natlab__ip "$NATLAB_PREFIX$r" "wire of $r" <<<"link set wan gso_max_segs 1"
+  fi
+  local ready=$NATLAB_RUN_DIR/$w.ready
+  natlab__spawn "$w" "$wns" "$NATLAB_GOT_BIN" --if up0 --if down0 --delay "$delay" --loss "$loss" \
+    ${seed:+--seed "$seed"} --ready "$ready"
+  natlab__wait_file "$w" "$ready"
+  NATLAB_DELAY[$r]="$delay $loss"
 }
 
 # natlab__next_lan_ip ROUTER: sets NATLAB_GOT_IP to the next free address on ROUTER's LAN
@@ -796,6 +1038,11 @@ natlab_router_of() {
 natlab_router_opts() {
   natlab__need_kind "$1" router
   echo "${NATLAB_OPTS[$1]}"
+}
+
+natlab_wan_link() {
+  natlab__need_kind "$1" router
+  echo "${NATLAB_DELAY[$1]:-0 0}"
 }
 
 natlab_external_addr() {

@@ -17,6 +17,10 @@ probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
       poke IP:PORT I    ->  "poke IP:PORT I <mapped> got"    or "... none": whether the POKED
                             datagram (sent from the reflector's socket I) arrived within --window
                             seconds after the OBS answer.
+      rtt IP:PORT N MS  ->  "rtt IP:PORT sent N got M median X min Y max Z" (milliseconds;
+                            "none" for each if nothing came back): N requests, one every MS ms
+                            whether answered or not, each timed to its answer; waits --timeout
+                            seconds after the last one for late answers.
       new               ->  "local <ip>:<port>": continue on a fresh socket (new local port).
       timeout S         ->  (no output) use S as --timeout for the following steps.
     Requests are repeated every 100 ms until answered or --timeout seconds pass.
@@ -27,6 +31,7 @@ import os
 import select
 import signal
 import socket
+import statistics
 import sys
 import time
 
@@ -69,6 +74,41 @@ def ask(sock, dest, request, tok, timeout, on_other=None):
             on_other(words, src)
 
 
+def rtt(sock, dest, count, interval, timeout):
+    """Sends count PINGs interval seconds apart; returns the round-trip times seen (ms)."""
+    sent = {}
+    times = []
+    start = time.monotonic()
+    i = 0
+    while True:
+        now = time.monotonic()
+        if i < count and now >= start + i * interval:
+            tok = new_token()
+            sent[tok] = now
+            sock.sendto(f"PING {tok}".encode(), dest)
+            i += 1
+            continue
+        if i == count:
+            if len(times) == count:
+                return times
+            deadline = start + (count - 1) * interval + timeout
+        else:
+            deadline = start + i * interval
+        if now >= deadline and i == count:
+            return times
+        r, _, _ = select.select([sock], [], [], max(0.0, deadline - now))
+        if not r:
+            continue
+        try:
+            data, _src = sock.recvfrom(2048)
+        except OSError:
+            continue
+        got = time.monotonic()
+        words = data.decode(errors="replace").split()
+        if len(words) == 3 and words[0] == "OBS" and words[1] in sent:
+            times.append((got - sent.pop(words[1])) * 1000.0)
+
+
 def probe(args):
     def fresh():
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -83,6 +123,15 @@ def probe(args):
         if op == "new":
             sock.close()
             sock = fresh()
+        elif op == "rtt":
+            dest, count, ms = steps.pop(0), int(steps.pop(0)), float(steps.pop(0))
+            times = sorted(rtt(sock, endpoint(dest), count, ms / 1000.0, args.timeout))
+            if times:
+                stats = "median %.2f min %.2f max %.2f" % (
+                    statistics.median(times), times[0], times[-1])
+            else:
+                stats = "median none min none max none"
+            print("rtt", dest, "sent", count, "got", len(times), stats, flush=True)
         elif op == "timeout":
             args.timeout = float(steps.pop(0))
         elif op == "obs":
