@@ -2,8 +2,8 @@
 
 #include "io/clock.hpp"
 #include "io/json_text.hpp"
+#include "io/path_status.hpp"
 #include "io/session_watch.hpp"
-#include "relay/relay_path.hpp"
 #include "wire/datagram_frame.hpp"
 #include "wire/relay_frame.hpp"
 #include "wire/stream_header.hpp"
@@ -48,7 +48,7 @@ void Agent::start() {
     auto it = frame ? sessions_.find(frame->session_id) : sessions_.end();
     // Relay frames come from an intermediate of ours (QUIC authenticates what they carry).
     if (!frame || !control_.index_of(from) || it == sessions_.end()) return;
-    it->second->quic().receive({relay_local_address(), from}, frame->payload);
+    it->second->paths().receive_relayed(from, frame->payload);
   });
   spdlog::info("agent '{}' on udp {}", tls_->name(), endpoint_.socket().local().to_string());
   spdlog::info("identity: {}", tls_->summary());
@@ -180,13 +180,13 @@ void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
     return;
   }
   if (auto* c = std::get_if<wire::Candidates>(&m)) {
-    if (auto it = sessions_.find(c->session_id); it != sessions_.end() && it->second->paths())
-      it->second->paths()->on_candidates(*c);
+    if (auto it = sessions_.find(c->session_id); it != sessions_.end())
+      it->second->paths().on_candidates(*c);
     return;
   }
   if (auto* start = std::get_if<wire::StartChecks>(&m)) {
-    if (auto it = sessions_.find(start->session_id); it != sessions_.end() && it->second->paths())
-      it->second->paths()->on_start_checks(start->generation);
+    if (auto it = sessions_.find(start->session_id); it != sessions_.end())
+      it->second->paths().on_start_checks(start->generation);
     return;
   }
   if (std::holds_alternative<wire::ObservedAddress>(m)) return update_candidates();
@@ -196,8 +196,8 @@ void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
 TunnelSession& Agent::create_session(size_t via, const wire::SessionReady& m,
                                      const std::string& service) {
   uint64_t id = m.session_id;
-  auto session = std::make_unique<TunnelSession>(id, m.connector, service, m.authorization,
-                                                 control_.address(via),
+  auto session = std::make_unique<TunnelSession>(endpoint_, signaling(), id, m.connector, service,
+                                                 m.authorization, control_.address(via),
                                                  [this, id](std::span<const uint8_t> d) {
                                                    if (auto p = wire::parse_ping(d)) {
                                                      if (p->pong) on_pong(id, p->id);
@@ -218,12 +218,11 @@ TunnelSession& Agent::create_session(size_t via, const wire::SessionReady& m,
   cfg.keepalive = std::chrono::seconds(10);
   cfg.max_bidi_streams = 0;
   cfg.reset_secret = endpoint_.reset_secret();
-  const quic::Path path = session->relay_path();
+  const quic::Path path = session->paths().paths().relay_path();
   // In the endpoint's router: on a direct path the connector's packets arrive on our socket.
-  auto peer =
-      std::make_unique<io::QuicPeer>(io_, &endpoint_.router(), endpoint_.session_transmit(id));
+  auto peer = std::make_unique<io::QuicPeer>(io_, &endpoint_.router(), session->paths().transmit());
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
-  peer->set_path_mapper([s = session.get()](const quic::Path& p) { return s->map_inbound(p); });
+  peer->set_path_mapper(session->paths().inbound());
   std::string error;
   auto conn = quic::Connection::client(cfg, path, *session, io::now(), error);
   session->set_quic(std::move(peer));
@@ -268,33 +267,32 @@ bool Agent::send_home(const wire::ControlMessage& m) {
 }
 
 void Agent::start_paths(TunnelSession& s) {
-  ice::PathManagerConfig pc;
-  pc.controlling = true; // the agent nominates and migrates (DESIGN D4)
-  pc.session_id = s.id();
-  io::PathDriver::Hooks hooks;
-  hooks.signal = [this](const wire::ControlMessage& m) { return send_home(m); };
-  hooks.use_direct = [&s](const Address& remote) { s.move_to_direct(remote); };
-  hooks.use_relay = [this, &s] {
-    auto home = control_.home();
-    s.move_to_relay(home ? control_.address(*home) : s.relay_path().remote);
-  };
-  s.set_paths(std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
-  s.paths()->set_local_candidates(
-      io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+  // The agent is the controlling side: it nominates and migrates (DESIGN D4).
+  s.paths().start_checks({},
+                         io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+}
+
+bool Agent::signal(uint64_t, const wire::ControlMessage& m) {
+  return send_home(m);
+}
+
+std::optional<Address> Agent::fallback_relay(uint64_t) {
+  if (auto home = control_.home()) return control_.address(*home);
+  return std::nullopt;
 }
 
 // Our reflexive address (or our interfaces) changed: every session checks again.
 void Agent::update_candidates() {
   auto candidates = io::gather_candidates(endpoint_.socket(), control_.observed_address());
   for (auto& [id, s] : sessions_)
-    if (s->paths()) s->paths()->set_local_candidates(candidates);
+    s->paths().set_local_candidates(candidates);
 }
 
 void Agent::on_stun(const Address& from, std::span<const uint8_t> datagram) {
-  std::vector<io::PathDriver*> drivers;
+  std::vector<io::PathLayer*> layers;
   for (auto& [id, s] : sessions_)
-    if (s->paths()) drivers.push_back(s->paths());
-  io::dispatch_stun(from, datagram, drivers, stun_counters_);
+    layers.push_back(&s->paths());
+  io::dispatch_stun(from, datagram, layers, stun_counters_);
 }
 
 namespace {
@@ -356,7 +354,7 @@ void Agent::on_pong(uint64_t session_id, uint64_t ping_id) {
   if (it == pings_.end() || !it->second.in_flight || s == sessions_.end()) return;
   const auto rtt = std::chrono::steady_clock::now() - it->second.sent;
   const auto& path = s->second->quic().last_receive_path();
-  const bool direct = !is_relay_local(path.local);
+  const bool direct = !path::is_relay_local(path.local);
   it->second.reply(io::json_text(
       nlohmann::json{{"service", it->second.service},
                      {"connector", s->second->connector()},
@@ -466,7 +464,7 @@ void Agent::on_session_resumed(size_t i, const wire::SessionResumed& m) {
     return;
   }
   spdlog::info("session {:016x}: relay bound again; moving the session onto it", s.id());
-  s.move_to_relay(control_.address(i));
+  s.paths().move_to_relay(control_.address(i));
 }
 
 void Agent::sweep() {
@@ -565,8 +563,8 @@ nlohmann::json Agent::status() const {
   }
   j["sessions"] = nlohmann::json::array();
   for (auto& [id, s] : sessions_) {
-    const auto* paths = s->paths();
-    const bool direct = paths && paths->manager().active() == ice::ActivePath::Direct;
+    const auto* paths = s->paths().manager();
+    const bool direct = paths && paths->active() == ice::ActivePath::Direct;
     nlohmann::json js{{"session_id", fmt::format("{:016x}", id)},
                       {"connector", s->connector()},
                       {"service", s->service()},
@@ -583,12 +581,12 @@ nlohmann::json Agent::status() const {
       js["bytes_received"] = st.stream_bytes_received;
       js["datagrams_sent"] = st.datagrams_sent;
       js["datagrams_received"] = st.datagrams_received;
-      js["rtt_ms_by_path"]["relay"] = s->relay_rtt_ms();
+      js["rtt_ms_by_path"]["relay"] = s->paths().relay_rtt_ms();
       if (direct) js["rtt_ms_by_path"]["direct"] = st.smoothed_rtt_ms;
     }
     if (paths) {
-      js["paths"] = io::path_status(paths->manager());
-      if (!direct && paths->manager().direct_rtt())
+      js["paths"] = io::path_status(*paths);
+      if (!direct && paths->direct_rtt())
         js["rtt_ms_by_path"]["direct"] = js["paths"]["direct_check_rtt_ms"];
     } else {
       js["paths"] = {{"active", "relay"}, {"phase", "relay only (--relay-only)"}};

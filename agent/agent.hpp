@@ -38,7 +38,7 @@ struct AgentCounters {
   uint64_t datagrams_malformed = 0;
 };
 
-class Agent {
+class Agent : private io::PathSignaling {
 public:
   Agent(boost::asio::io_context& io, AgentOptions options);
   void start();
@@ -87,6 +87,10 @@ private:
   void on_session_reject(const wire::SessionReject& m);
   void on_stun(const Address& from, std::span<const uint8_t> datagram);
   void start_paths(TunnelSession& s);
+  // io::PathSignaling: through the home, whichever intermediate offered the session.
+  bool signal(uint64_t session_id, const wire::ControlMessage& m) override;
+  std::optional<Address> fallback_relay(uint64_t session_id) override;
+  io::PathSignaling& signaling() { return *this; }
   void update_candidates();
   TunnelSession& create_session(size_t via, const wire::SessionReady& m,
                                 const std::string& service);

@@ -3,7 +3,7 @@
 // one stream per local TCP connection, and the datagrams of the UDP flows.
 #pragma once
 
-#include "io/path_driver.hpp"
+#include "io/path_layer.hpp"
 #include "io/quic_peer.hpp"
 #include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
@@ -26,33 +26,20 @@ public:
   using DatagramHandler = std::function<void(std::span<const uint8_t> payload)>;
 
   // The session starts on the relay through `intermediate`.
-  TunnelSession(uint64_t id, std::string connector, std::string service,
-                std::vector<uint8_t> authorization, const Address& intermediate,
-                DatagramHandler on_datagram);
+  TunnelSession(io::Endpoint& endpoint, io::PathSignaling& signaling, uint64_t id,
+                std::string connector, std::string service, std::vector<uint8_t> authorization,
+                const Address& intermediate, DatagramHandler on_datagram);
   ~TunnelSession() override;
 
   uint64_t id() const { return id_; }
   const std::string& connector() const { return connector_; }
   const std::string& service() const { return service_; }
-  void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
+  // Attaches the connection to the path layer, which carries out its migrations.
+  void set_quic(std::unique_ptr<io::QuicPeer> q);
   void set_credentials(io::LiveCredentials c) { credentials_ = c; }
-  // The path layer (DESIGN D3); null when the agent runs relay-only.
-  void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
-  io::PathDriver* paths() { return paths_.get(); }
-  const io::PathDriver* paths() const { return paths_.get(); }
-
-  // Migrations the path layer asks for (RFC 9000 §9). A direct path gets a virtual local
-  // address of its own so that ngtcp2 sees a new path. Each move onto the relay opens a new relay
-  // path (the next relay_local_address()), validated: so does a relay that came back after the
-  // control plane was lost (DESIGN D10), and the flow restarts at once.
-  void move_to_direct(const Address& remote);
-  void move_to_relay(const Address& intermediate);
-  // The relay path the session uses (or falls back to).
-  const quic::Path& relay_path() const { return relay_path_; }
-  // The path ngtcp2 knows a packet by: direct packets arrive on the real socket.
-  quic::Path map_inbound(const quic::Path& arrived) const;
-  // Smoothed RTT last measured on the relay path (ms), kept across upgrades for status.
-  double relay_rtt_ms() const;
+  // The path layer (DESIGN D3): routes, moves, and the checks unless the agent runs relay-only.
+  io::PathLayer& paths() { return paths_; }
+  const io::PathLayer& paths() const { return paths_; }
   io::QuicPeer& quic() { return *quic_; }
   const io::QuicPeer& quic() const { return *quic_; }
   bool established() const { return quic_ && quic_->conn().handshake_completed(); }
@@ -81,8 +68,6 @@ public:
   void on_path_validated(const quic::Path& path, bool success) override;
 
 private:
-  // Runs `f` from the event loop: ngtcp2 callbacks must not re-enter the connection.
-  void defer(std::function<void()> f);
   void open_waiting_streams();
 
   uint64_t id_;
@@ -90,17 +75,9 @@ private:
   std::string service_;
   std::vector<uint8_t> authorization_; // sent on stream 0, then dropped
   DatagramHandler on_datagram_;
+  io::PathLayer paths_; // before quic_, which sends through it
   std::unique_ptr<io::QuicPeer> quic_;
-  std::unique_ptr<io::PathDriver> paths_;
-  quic::Path relay_path_;
-  uint16_t relay_generation_ = 1;
   session::Liveness liveness_;
-  std::map<std::string, Address> direct_locals_; // remote -> our virtual local address for it
-  uint16_t next_direct_port_ = 1;
-  quic::Path last_direct_; // the direct path most recently migrated to
-  bool on_direct_ = false;  // last_direct_ is validated and current
-  double relay_rtt_ms_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::deque<std::pair<std::string, tcp::socket>> waiting_;
   std::deque<std::vector<uint8_t>> early_datagrams_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;

@@ -13,10 +13,17 @@ using udp = boost::asio::ip::udp;
 constexpr size_t kMaxWaitingDatagrams = 16; // per flow, while its backend's name resolves
 } // namespace
 
-BackendSession::BackendSession(boost::asio::io_context& io, session::GateConfig gate,
+BackendSession::BackendSession(io::Endpoint& endpoint, io::PathSignaling& signaling,
+                               const Address& intermediate, session::GateConfig gate,
                                SocketBudget& budget, ConnectorCounters& counters)
-    : io_(io), gate_(std::move(gate)), budget_(budget), counters_(counters),
-      liveness_({}, io::now()) {}
+    : io_(endpoint.socket().io()), gate_(std::move(gate)), budget_(budget), counters_(counters),
+      liveness_({}, io::now()),
+      paths_(endpoint, gate_.config().session_id, path::Role::Server, intermediate, signaling) {}
+
+void BackendSession::set_quic(std::unique_ptr<io::QuicPeer> q) {
+  quic_ = std::move(q);
+  paths_.attach(*quic_);
+}
 
 BackendSession::~BackendSession() {
   *alive_ = false;
@@ -150,8 +157,7 @@ void BackendSession::reject_stream(int64_t stream_id, wire::StreamError why,
                    agent(), log_line);
     wrong_service_logged_ = true;
   } else {
-    spdlog::warn("session {:016x}: agent '{}': stream {}: {}", id(), agent(), stream_id,
-                 log_line);
+    spdlog::warn("session {:016x}: agent '{}': stream {}: {}", id(), agent(), stream_id, log_line);
   }
   gate_.on_stream_gone(stream_id);
   quic_->conn().reset(stream_id, static_cast<uint64_t>(why));

@@ -5,11 +5,10 @@
 #pragma once
 
 #include "control/service_spec.hpp"
-#include "io/path_driver.hpp"
+#include "io/path_layer.hpp"
 #include "io/quic_peer.hpp"
 #include "io/refusal_log.hpp"
 #include "io/tcp_splice.hpp"
-#include "relay/relay_path.hpp"
 #include "session/liveness.hpp"
 #include "session/session_gate.hpp"
 
@@ -45,8 +44,9 @@ struct SocketBudget {
 
 class BackendSession : public quic::ConnectionEvents {
 public:
-  BackendSession(boost::asio::io_context& io, session::GateConfig gate, SocketBudget& budget,
-                 ConnectorCounters& counters);
+  // The session is relayed through `intermediate` until the agent moves it.
+  BackendSession(io::Endpoint& endpoint, io::PathSignaling& signaling, const Address& intermediate,
+                 session::GateConfig gate, SocketBudget& budget, ConnectorCounters& counters);
   ~BackendSession() override;
 
   uint64_t id() const { return gate_.config().session_id; }
@@ -54,24 +54,18 @@ public:
   const std::string& service() const { return gate_.config().service; }
   bool authorized() const { return gate_.authorized(); }
   io::QuicPeer* quic() { return quic_.get(); }
-  void set_quic(std::unique_ptr<io::QuicPeer> q) { quic_ = std::move(q); }
+  // Attaches the connection to the path layer, which routes its packets.
+  void set_quic(std::unique_ptr<io::QuicPeer> q);
   void set_credentials(io::LiveCredentials c) { credentials_ = c; }
   // The path layer, controlled side: answers and runs checks; the agent moves the session.
-  void set_paths(std::unique_ptr<io::PathDriver> p) { paths_ = std::move(p); }
-  io::PathDriver* paths() { return paths_.get(); }
+  io::PathLayer& paths() { return paths_; }
+  const io::PathLayer& paths() const { return paths_; }
   std::chrono::steady_clock::time_point created() const { return created_; }
   size_t open_streams() const { return splices_.size(); }
   bool busy() const { return !splices_.empty(); }
   // Which of our intermediates offered (or last resumed) the session: it relays and signals it.
   size_t via() const { return via_; }
   void set_via(size_t i) { via_ = i; }
-  // Our end of the session's relay path. A move to another intermediate takes a new one, so
-  // that a return to an intermediate the session used before is a new path to ngtcp2 as well:
-  // ngtcp2 0.12.1 will not move back onto a path it left while it still validates that path.
-  Address relay_local() const { return relay_local_address(relay_generation_); }
-  void next_relay_path() {
-    relay_generation_ = relay_generation_ == UINT16_MAX ? 1 : relay_generation_ + 1;
-  }
   // Whether the agent is still there (DESIGN D10); fed by the connector's sweep.
   session::Liveness& liveness() { return liveness_; }
   const session::Liveness& liveness() const { return liveness_; }
@@ -114,8 +108,7 @@ private:
   std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
   session::Liveness liveness_;
   size_t via_ = 0;
-  uint16_t relay_generation_ = 1;
-  std::unique_ptr<io::PathDriver> paths_;
+  io::PathLayer paths_; // before quic_, which sends through it
   std::unique_ptr<io::QuicPeer> quic_;
   std::map<int64_t, std::unique_ptr<io::TcpSplice>> splices_;
   std::map<uint32_t, UdpFlow> flows_;

@@ -1,8 +1,8 @@
 #include "connector.hpp"
 
 #include "io/clock.hpp"
+#include "io/path_status.hpp"
 #include "io/session_watch.hpp"
-#include "relay/relay_path.hpp"
 #include "wire/relay_frame.hpp"
 
 #include <spdlog/spdlog.h>
@@ -93,11 +93,11 @@ BackendSession* Connector::session_via(size_t i, uint64_t id) {
 void Connector::on_control_message(size_t i, const wire::ControlMessage& m) {
   if (auto* offer = std::get_if<wire::SessionOffer>(&m)) return on_offer(i, *offer);
   if (auto* c = std::get_if<wire::Candidates>(&m)) {
-    if (auto* s = session_via(i, c->session_id)) s->paths()->on_candidates(*c);
+    if (auto* s = session_via(i, c->session_id)) s->paths().on_candidates(*c);
     return;
   }
   if (auto* start = std::get_if<wire::StartChecks>(&m)) {
-    if (auto* s = session_via(i, start->session_id)) s->paths()->on_start_checks(start->generation);
+    if (auto* s = session_via(i, start->session_id)) s->paths().on_start_checks(start->generation);
     return;
   }
   if (auto* query = std::get_if<wire::ResumeSession>(&m)) {
@@ -123,7 +123,7 @@ void Connector::on_control_message(size_t i, const wire::ControlMessage& m) {
       auto& s = *it->second;
       const bool moved = s.via() != i;
       s.set_via(i);
-      if (moved) s.next_relay_path();
+      if (moved) s.paths().follow_relay(control_.address(i));
       s.liveness().set_relay(session::RelayState::Bound, io::now());
       spdlog::info("session {:016x}: relay bound again{}", resumed->session_id,
                    moved ? " at " + control_.address(i).to_string() : std::string());
@@ -171,24 +171,19 @@ void Connector::on_offer(size_t via, const wire::SessionOffer& offer) {
   gate.services = &services_;
   gate.replay = &replay_;
   gate.counters = &counters_.gate;
-  auto session = std::make_unique<BackendSession>(io_, std::move(gate), sockets_, counters_);
+  auto session = std::make_unique<BackendSession>(endpoint_, signaling(), control_.address(via),
+                                                  std::move(gate), sockets_, counters_);
   // The controlled side of the checks (DESIGN D4): it joins the rounds the agent opens.
-  ice::PathManagerConfig pc;
-  pc.controlling = false;
-  pc.session_id = offer.session_id;
-  io::PathDriver::Hooks hooks;
-  const uint64_t id = offer.session_id;
-  hooks.signal = [this, id](const wire::ControlMessage& msg) {
-    auto it = sessions_.find(id);
-    return it != sessions_.end() && control_.send(it->second->via(), msg);
-  };
-  session->set_paths(
-      std::make_unique<io::PathDriver>(io_, endpoint_.socket(), pc, std::move(hooks)));
-  session->paths()->set_local_candidates(
-      io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+  session->paths().start_checks(
+      {}, io::gather_candidates(endpoint_.socket(), control_.observed_address()));
   session->set_via(via);
   sessions_.emplace(offer.session_id, std::move(session));
   control_.send(via, wire::SessionAccept{offer.session_id});
+}
+
+bool Connector::signal(uint64_t session_id, const wire::ControlMessage& m) {
+  auto it = sessions_.find(session_id);
+  return it != sessions_.end() && control_.send(it->second->via(), m);
 }
 
 void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram) {
@@ -201,8 +196,7 @@ void Connector::on_relay(const Address& from, std::span<const uint8_t> datagram)
   }
   auto& s = *it->second;
   if (!s.quic()) return start_session(s, frame->payload);
-  const quic::Path path{s.relay_local(), from};
-  s.quic()->receive(path, frame->payload);
+  s.paths().receive_relayed(from, frame->payload);
 }
 
 void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet) {
@@ -222,7 +216,7 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
   cfg.peer.roles = {Role::Agent};
   cfg.peer.client_auth = true;
   cfg.peer.name = s.agent();
-  quic::Path path{s.relay_local(), control_.address(s.via())};
+  const quic::Path path = s.paths().paths().relay_path();
   std::string error;
   auto conn = quic::Connection::server(cfg, path, hd, s, io::now(), error);
   if (!conn) {
@@ -232,9 +226,9 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
   uint64_t id = s.id();
   // In the endpoint's router: once the agent moves the session to a direct path, its packets
   // arrive on our socket (RFC 9000 §9.3: the server follows the client's migration).
-  auto peer =
-      std::make_unique<io::QuicPeer>(io_, &endpoint_.router(), endpoint_.session_transmit(id));
+  auto peer = std::make_unique<io::QuicPeer>(io_, &endpoint_.router(), s.paths().transmit());
   peer->on_finished([this, id](const std::string& why) { end_session(id, why, true); });
+  peer->set_path_mapper(s.paths().inbound());
   s.set_quic(std::move(peer));
   s.set_credentials({&tls_, &refusals_});
   s.quic()->attach(std::move(conn));
@@ -245,14 +239,14 @@ void Connector::start_session(BackendSession& s, std::span<const uint8_t> packet
 void Connector::update_candidates() {
   auto candidates = io::gather_candidates(endpoint_.socket(), control_.observed_address());
   for (auto& [id, s] : sessions_)
-    s->paths()->set_local_candidates(candidates);
+    s->paths().set_local_candidates(candidates);
 }
 
 void Connector::on_stun(const Address& from, std::span<const uint8_t> datagram) {
-  std::vector<io::PathDriver*> drivers;
+  std::vector<io::PathLayer*> layers;
   for (auto& [id, s] : sessions_)
-    drivers.push_back(s->paths());
-  io::dispatch_stun(from, datagram, drivers, stun_counters_);
+    layers.push_back(&s->paths());
+  io::dispatch_stun(from, datagram, layers, stun_counters_);
 }
 
 void Connector::end_session(uint64_t id, const std::string& why, bool tell_intermediate) {
@@ -412,7 +406,7 @@ nlohmann::json Connector::status() const {
                       {"path", "relay"},
                       {"open_streams", s->open_streams()},
                       {"udp_flows", s->udp_flows()}};
-    js["paths"] = io::path_status(session.paths()->manager());
+    js["paths"] = io::path_status(*session.paths().manager());
     if (auto* q = session.quic()) {
       // The agent moves the session; we follow. The current QUIC path tells which one it is.
       const auto current = q->conn().path();

@@ -28,7 +28,7 @@ struct ConnectorOptions {
   size_t sockets_per_session = 256;
 };
 
-class Connector {
+class Connector : private io::PathSignaling {
 public:
   Connector(boost::asio::io_context& io, ConnectorOptions options);
   void start();
@@ -44,6 +44,10 @@ private:
   BackendSession* session_via(size_t i, uint64_t id);
   void on_relay(const Address& from, std::span<const uint8_t> datagram);
   void start_session(BackendSession& s, std::span<const uint8_t> initial_packet);
+  // io::PathSignaling: through the intermediate that relays the session now.
+  bool signal(uint64_t session_id, const wire::ControlMessage& m) override;
+  std::optional<Address> fallback_relay(uint64_t) override { return std::nullopt; }
+  io::PathSignaling& signaling() { return *this; }
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void on_control_lost(size_t i, const std::string& why);
   void on_control_connected(size_t i);

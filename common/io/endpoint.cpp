@@ -1,8 +1,6 @@
 #include "io/endpoint.hpp"
 
-#include "relay/relay_path.hpp"
 #include "wire/packet_class.hpp"
-#include "wire/relay_frame.hpp"
 
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto.h>
@@ -101,18 +99,6 @@ void Endpoint::send_stateless_reset(const Address& to, const ngtcp2_version_cid&
   if (n <= 0) return;
   socket_.send(to, {buf, static_cast<size_t>(n)});
   counters_.stateless_resets_sent++;
-}
-
-QuicPeer::Transmit Endpoint::session_transmit(uint64_t session_id) {
-  return [this, session_id](const quic::Path& path, std::span<const uint8_t> packet) {
-    if (!is_relay_local(path.local)) {
-      socket_.send(path.remote, packet);
-      return;
-    }
-    uint8_t header[wire::kRelayHeaderSize];
-    wire::write_relay_header(session_id, header);
-    socket_.send(path.remote, packet, header);
-  };
 }
 
 std::array<uint8_t, 32> derive_reset_secret(const std::string& key_file) {

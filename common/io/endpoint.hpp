@@ -48,11 +48,6 @@ public:
   void transmit(const quic::Path& path, std::span<const uint8_t> packet) {
     socket_.send(path.remote, packet);
   }
-  // How a session's packets leave (DESIGN D3): on a relay path (a local address that
-  // is_relay_local()) each QUIC packet is wrapped in a relay frame for `session_id` and sent to
-  // the path's remote address, the intermediate (docs/protocol.md §3); on a direct path it goes
-  // straight to the path's remote address.
-  QuicPeer::Transmit session_transmit(uint64_t session_id);
 
 private:
   void on_datagram(const Address& from, std::span<const uint8_t> data);

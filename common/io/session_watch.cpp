@@ -1,12 +1,12 @@
 #include "io/session_watch.hpp"
 
 #include "io/clock.hpp"
-#include "relay/relay_path.hpp"
+#include "path/session_paths.hpp"
 
 namespace ztna::io {
 
 bool on_direct_path(const QuicPeer& quic) {
-  return quic.attached() && !is_relay_local(quic.conn().path().local);
+  return quic.attached() && !path::is_relay_local(quic.conn().path().local);
 }
 
 SessionWatch watch_session(session::Liveness& liveness, QuicPeer& quic, bool busy,

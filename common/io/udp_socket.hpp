@@ -32,6 +32,7 @@ public:
   // Sends everything queued now.
   void flush();
   const Address& local() const { return local_; }
+  boost::asio::io_context& io() { return io_; }
   uint64_t send_errors() const { return send_errors_; }
 
 private:

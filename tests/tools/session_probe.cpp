@@ -37,8 +37,8 @@
 #include "io/clock.hpp"
 #include "io/control_client.hpp"
 #include "io/endpoint.hpp"
+#include "io/path_layer.hpp"
 #include "io/quic_peer.hpp"
-#include "relay/relay_path.hpp"
 #include "wire/control_message.hpp"
 #include "wire/datagram_frame.hpp"
 #include "wire/relay_frame.hpp"
@@ -110,6 +110,7 @@ public:
   std::string connector;
   Address connector_address;
   std::vector<uint8_t> token;
+  std::unique_ptr<io::PathLayer> paths; // before peer, which sends through it
   std::unique_ptr<io::QuicPeer> peer;
   bool established = false;
   bool finished = false;
@@ -130,7 +131,7 @@ struct AgentSide {
   bool connected = false;
 };
 
-class Probe {
+class Probe : private io::PathSignaling {
 public:
   Probe(boost::asio::io_context& io, Options o)
       : io_(io), o_(std::move(o)), deadline_(io), wait_(io),
@@ -167,6 +168,11 @@ public:
   }
 
 private:
+  // io::PathSignaling: no checks run, so nothing is ever signalled.
+  bool signal(uint64_t, const wire::ControlMessage&) override { return false; }
+  std::optional<Address> fallback_relay(uint64_t) override { return std::nullopt; }
+  io::PathSignaling& signaling() { return *this; }
+
   static Address parse_address(const std::string& text) {
     auto a = Address::parse(text);
     if (!a) throw std::runtime_error("bad --intermediate " + text);
@@ -183,8 +189,8 @@ private:
       auto frame = wire::parse_relay_frame(d);
       if (!frame || !(from == intermediate_)) return;
       auto it = sessions_.find(frame->session_id);
-      if (it == sessions_.end() || !it->second->peer) return;
-      it->second->peer->receive({relay_local_address(), intermediate_}, frame->payload);
+      if (it == sessions_.end() || !it->second->paths) return;
+      it->second->paths->receive_relayed(intermediate_, frame->payload);
     });
     side->control = std::make_unique<io::ControlClient>(
         io_, *side->endpoint,
@@ -301,10 +307,14 @@ private:
     cfg.datagrams = true;
     cfg.max_bidi_streams = 0;
     cfg.reset_secret = primary_->endpoint->reset_secret();
-    quic::Path path{relay_local_address(), intermediate_};
+    // The relay only: this probe never looks for a direct path.
+    t.paths = std::make_unique<io::PathLayer>(*primary_->endpoint, t.id, path::Role::Client,
+                                              intermediate_, signaling());
+    const quic::Path path = t.paths->paths().relay_path();
     t.peer =
-        std::make_unique<io::QuicPeer>(io_, &primary_->endpoint->router(),
-                                       primary_->endpoint->session_transmit(t.id));
+        std::make_unique<io::QuicPeer>(io_, &primary_->endpoint->router(), t.paths->transmit());
+    t.peer->set_path_mapper(t.paths->inbound());
+    t.paths->attach(*t.peer);
     t.peer->on_finished([this, s = &t](const std::string& why) { on_session_finished(*s, why); });
     std::string error;
     auto conn = quic::Connection::client(cfg, path, t, io::now(), error);
