@@ -3,8 +3,9 @@
 # tests/natlab/natprobe.py against a reflector on two addresses x two ports, and the lab leaves
 # nothing behind. No daemon involved. Needs root; it fails (never skips) if the lab cannot be set up.
 #
-# Per router (every mapping x filtering, with the firewall on (hairpin off) and off (hairpin on)):
-#   mapping    one socket asks A1:P1, A1:P2, A2:P1 which mapping they see
+# Per router (every mapping x filtering, with the firewall on (hairpin off) and off (hairpin on);
+# the sequential mapping with two of them):
+#   mapping    one socket asks A1:P1, A1:P2, A2:P1 which mapping they see (seq: ports n, n+1, n+2)
 #   filtering  a fresh socket talks to A1:P1, which then sends from A1:P2 and from A2:P2
 #   trap       a fresh socket talks to A1:P1; A2:P2 sends to that mapping unsolicited; then the
 #              socket talks to A2:P2: with the firewall off the unsolicited packet has claimed the
@@ -64,6 +65,14 @@ for fw in on off; do
       routers+=("$r")
     done
   done
+done
+for spec in seq:apdf:on:off seq:eif:off:on; do
+  IFS=: read -r m f fw hp <<<"$spec"
+  r=$m-$f-fw$fw
+  natlab_router "$r" --mapping "$m" --filtering "$f" --firewall "$fw" --hairpin "$hp"
+  natlab_host "$r-h1" "$r"
+  natlab_host "$r-h2" "$r"
+  routers+=("$r")
 done
 natlab_router cgnat --cgnat --mapping eim --filtering apdf
 natlab_router home --upstream cgnat --mapping eim --filtering apdf
@@ -187,6 +196,8 @@ for r in "${routers[@]}"; do
     mm=eim
   elif [[ $e1 == "$e2" ]]; then
     mm=adm
+  elif (($(port_of "$e2") == $(port_of "$e1") + 1 && $(port_of "$e3") == $(port_of "$e2") + 1)); then
+    mm=seq
   elif [[ $e1 != "$e3" ]]; then
     mm=apdm
   else
@@ -251,7 +262,7 @@ for r in "${routers[@]}"; do
   else
     strap="$(port_of "$se")->$(port_of "$se2")"
   fi
-  if [[ $m != apdm ]]; then
+  if [[ $m != apdm && $m != seq ]]; then
     if [[ $f == apdf && $fw == off ]]; then
       [[ $se != "$se2" ]] || check "$r" "port toward A1:P2 after its unsolicited packet" "a new port" "$se2"
     else
@@ -278,6 +289,23 @@ for r in "${routers[@]}"; do
   rows+=("$(printf '%-16s %-5s %-5s %-4s %-5s %-5s %-4s %-26s %-12s %-8s %-s' "$r" "$m" "$mm" \
     "$kept" "$f" "$fm" "$fw" "$trap_m" "$strap" "$hm" "$([[ $lan_seen == "$(natlab_addr "$r-h1")" ]] && echo direct || echo "$lan_seen")")")
 done
+
+# The sequential mapping: one socket toward four remote endpoints, then a fresh socket toward
+# two: six new flows, six consecutive ports (nothing else crosses the router meanwhile).
+r=seq-apdf-fwon
+out=$(natlab_exec "$r-h1" "${probe[@]}" probe obs "$A1:$P1" obs "$A1:$P2" obs "$A2:$P1" obs "$A2:$P2" \
+  new obs "$A1:$P1" obs "$A1:$P2")
+seq_ports=()
+while read -r op _ seen; do
+  [[ $op == obs ]] || continue
+  [[ $seen == "$(natlab_public_addr "$r")":* ]] || ztna_fail "$r: the reflector saw '$seen'"
+  seq_ports+=("$(port_of "$seen")")
+done <<<"$out"
+((${#seq_ports[@]} == 6)) || ztna_fail "$r: unexpected probe output: $out"
+for i in 1 2 3 4 5; do
+  ((seq_ports[i] == seq_ports[i - 1] + 1)) || ztna_fail "$r: ports toward six endpoints are not sequential: ${seq_ports[*]}"
+done
+ztna_log "seq mapping: external ports toward six remote endpoints (two sockets): ${seq_ports[*]}"
 
 # ---------------------------------------------------------------------------------------------
 # Delay and loss
@@ -513,6 +541,7 @@ fi
     meas fw "A2:P2 -> E, then to A2:P2" "A1:P2 -> E.." hairpin same-LAN
   printf '%s\n' "${rows[@]}"
   echo "double NAT: host behind home (WAN $dn_home) behind cgnat: seen as $dn1"
+  echo "seq mapping: external ports toward six remote endpoints: ${seq_ports[*]}"
   echo "WAN links with ${DELAY} ms delay: RTT median $rtt_inter ms to the intermediate, $rtt_p2p ms peer to peer ($rtt_plain ms without delay)"
   echo "WAN link with ${LOSS}% loss each way: $lossy_got of 300 requests answered (expected about 192)"
   for i in "${!timings[@]}"; do

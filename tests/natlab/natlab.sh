@@ -31,7 +31,7 @@
 #   natlab_public_host NAME [IP...]  a host on the internet segment; the first IP is its address
 #                                 (default: the next free 203.0.113.30+); the host named
 #                                 "intermediate" defines the address natlab_block keeps
-#   natlab_router NAME [--mapping eim|adm|apdm] [--filtering eif|adf|apdf] [--firewall on|off]
+#   natlab_router NAME [--mapping eim|adm|apdm|seq] [--filtering eif|adf|apdf] [--firewall on|off]
 #                 [--hairpin on|off] [--upstream ROUTER] [--cgnat] [--lan A.B.C.0/24] [--wan IP]
 #                 [--udp-timeout S] [--delay MS] [--loss PCT] [--loss-seed N]
 #                                 a NAT router (defaults: eim, apdf, firewall on, hairpin on;
@@ -86,6 +86,11 @@
 #                 (snat fully-random); later flows to the same address (any port) reuse it through
 #                 the dynamic map @adm (internal addr . port . remote addr -> external port).
 #           apdm  snat fully-random: a new random port for every new remote address:port.
+#           seq   address-and-port-dependent too, but allocated sequentially, as many carrier and
+#                 enterprise NATs do: every new flow (TCP or UDP, from any LAN host) takes the
+#                 next port of one counter (numgen inc), 20000, 20001, ... 24095, then 20000 again.
+#                 A host that sees its port toward one endpoint can predict the next one, unless
+#                 other flows through the router took it first.
 #   filtering     every packet sent out of wan records its mapping in dynamic maps (a filter chain
 #                 in postrouting after srcnat, from the conntrack tuples):
 #                 @mapping (external port -> internal endpoint), @adf (external port . remote
@@ -127,8 +132,10 @@
 #     (nft cannot overwrite a map element from the packet path), so eif inbound and hairpinned
 #     packets for that port reach only that host. A port reassigned after its conntrack entries
 #     expired may likewise point to its old owner until the old map element times out.
-#   - apdm ports are random; real symmetric NATs often allocate sequentially (port prediction
-#     is not possible here).
+#   - apdm ports are random; seq models the sequential symmetric NATs (step 1, one counter
+#     for the whole router, no per-host blocks). A seq port is taken even if a conntrack entry
+#     toward that same remote endpoint holds it (a claimed tuple with the firewall off, or a
+#     live flow 4096 flows back): that new flow is then dropped.
 #   - adm: two internal endpoints whose random ports coincide toward the same remote endpoint
 #     (about 1 in 64000) collide and the later flow is dropped.
 #   - Hairpinned packets are filtered endpoint-independently whatever --filtering says; with
@@ -178,6 +185,8 @@ if [[ -z ${NATLAB_LOADED:-} ]]; then
   NATLAB_NETNS_DIR=/run/netns
   NATLAB_INET_PREFIX=203.0.113
   NATLAB_INTERMEDIATE_IP=203.0.113.10
+  NATLAB_SEQMAP_FIRST=20000       # --mapping seq: first external port, and how many follow
+  NATLAB_SEQMAP_SPAN=4096
   NATLAB_PREFIX=""
   NATLAB_OWNER=""                 # BASHPID of the shell that ran natlab_init
   NATLAB_GOT_IP=""
@@ -714,7 +723,7 @@ natlab_router() {
     (($# >= 2)) || natlab__fail "natlab_router $name: $1 needs a value"
     shift 2
   done
-  [[ $mapping =~ ^(eim|adm|apdm)$ ]] || natlab__fail "router $name: --mapping eim|adm|apdm, not '$mapping'"
+  [[ $mapping =~ ^(eim|adm|apdm|seq)$ ]] || natlab__fail "router $name: --mapping eim|adm|apdm|seq, not '$mapping'"
   [[ $filtering =~ ^(eif|adf|apdf)$ ]] || natlab__fail "router $name: --filtering eif|adf|apdf, not '$filtering'"
   [[ $firewall =~ ^(on|off)$ ]] || natlab__fail "router $name: --firewall on|off, not '$firewall'"
   [[ $hairpin =~ ^(on|off)$ ]] || natlab__fail "router $name: --hairpin on|off, not '$hairpin'"
@@ -899,6 +908,15 @@ EOF
     echo "    oifname \"wan\" snat ip to $wan fully-random"
     ;;
   apdm) echo "    oifname \"wan\" snat ip to $wan fully-random" ;;
+  seq)
+    # Only a flow's first packet passes here: every new flow takes the next value of the counter.
+    # The port goes through a map because nft would store the counter itself in host byte order
+    # (port steps of 256 on little-endian machines).
+    printf '    oifname "wan" meta l4proto { tcp, udp } snat ip to %s : numgen inc mod %d map { %s }\n' \
+      "$wan" "$NATLAB_SEQMAP_SPAN" "$(awk -v n="$NATLAB_SEQMAP_SPAN" -v p="$NATLAB_SEQMAP_FIRST" \
+        'BEGIN { for (i = 0; i < n; i++) printf "%s%d : %d", (i ? ", " : ""), i, p + i }')"
+    echo "    oifname \"wan\" snat ip to $wan fully-random"
+    ;;
   esac
   cat <<EOF
   }
