@@ -13,7 +13,9 @@
 #              port; with it on nothing is claimed
 #   hairpin    h1 sends to the router's public mapping of h2
 #   same LAN   h1 sends to h2's LAN address: no NAT in between
-# Then double NAT (CGNAT), WAN links with delay and loss (round-trip times and answered share
+# Then IPv6 next to the NAT (--ipv6: global addresses behind stateful firewalls: answers and
+# nothing unsolicited get in, address-and-port-dependent or endpoint-independent, simultaneous
+# open between two firewalls, natlab_block), double NAT (CGNAT), WAN links with delay and loss (round-trip times and answered share
 # measured alongside the matrix), a public peer, natlab_block/unblock, natlab_flush_conntrack,
 # the topology helpers with their setup/teardown time, cleanup after an induced failure (in a
 # subshell, and in a separate process without lib.sh), after SIGKILL (natlab_cleanup_stale, which
@@ -29,6 +31,10 @@ P1=3478
 P2=3479
 INTER=203.0.113.10
 PEER=203.0.113.30
+INTER6=2001:db8::10
+B1=2001:db8::20
+B2=2001:db8::21
+P3=40000
 
 root_state() {
   {
@@ -49,8 +55,8 @@ probe=("$NATLAB_PYTHON" "$NATLAB_PROBE")
 # The lab
 
 t0=$(ztna_now_ms)
-natlab_public_host intermediate "$INTER"
-natlab_public_host refl "$A1" "$A2"
+natlab_public_host intermediate "$INTER" "$INTER6"
+natlab_public_host refl "$A1" "$A2" "$B1" "$B2"
 natlab_public_host peer "$PEER"
 routers=()
 for fw in on off; do
@@ -87,8 +93,16 @@ natlab_host dl2-h1 dl2
 LOSS=20
 natlab_router lossy --delay 1 --loss "$LOSS" --loss-seed 7
 natlab_host lossy-h1 lossy
+# IPv6 beside the IPv4 NAT: two default routers (apdf, firewall on) and an eif one.
+natlab_router v6a --ipv6
+natlab_host v6a-h1 v6a
+natlab_host v6a-h2 v6a
+natlab_router v6b --ipv6
+natlab_host v6b-h1 v6b
+natlab_router v6e --ipv6 --filtering eif
+natlab_host v6e-h1 v6e
 t1=$(ztna_now_ms)
-ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 5 routers) set up in $((t1 - t0)) ms"
+ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 8 routers) set up in $((t1 - t0)) ms"
 
 # spawn_reflect NAME HOST [reflect args...]: a reflector in HOST's namespace; waits until ready.
 spawn_reflect() {
@@ -99,8 +113,10 @@ spawn_reflect() {
   ztna_wait_for 10 "$name ready" test -s "$ready"
 }
 
-spawn_reflect reflector refl "$A1:$P1" "$A1:$P2" "$A2:$P1" "$A2:$P2"
-spawn_reflect inter-refl intermediate "$INTER:$P1"
+# Sockets 0-3 IPv4, 4-7 the same over IPv6.
+spawn_reflect reflector refl "$A1:$P1" "$A1:$P2" "$A2:$P1" "$A2:$P2" \
+  "[$B1]:$P1" "[$B1]:$P2" "[$B2]:$P1" "[$B2]:$P2"
+spawn_reflect inter-refl intermediate "$INTER:$P1" "[$INTER6]:$P1"
 spawn_reflect peer-refl peer "$PEER:$P1"
 
 # Every h2 serves on its own socket, after learning its mapping from A1:P1 (for hairpinning).
@@ -160,7 +176,16 @@ probe_pid[nodelay]=$ZTNA_LAST_PID
 ztna_spawn probe-lossy 0 ip netns exec "$(natlab_ns lossy-h1)" "${probe[@]}" probe --timeout 10 \
   obs "$INTER:$P1" timeout 1 rtt "$INTER:$P1" 300 3
 probe_pid[lossy]=$ZTNA_LAST_PID
-for r in "${routers[@]}" delay nodelay lossy; do
+# IPv6: answers get in, other endpoints' packets only with eif; IPv4 from the same host is NATed.
+ztna_spawn probe-v6a 0 ip netns exec "$(natlab_ns v6a-h1)" "${probe[@]}" probe \
+  obs "[$B1]:$P1" poke "[$B1]:$P1" 5 poke "[$B1]:$P1" 7
+probe_pid[v6a]=$ZTNA_LAST_PID
+ztna_spawn probe-v6a4 0 ip netns exec "$(natlab_ns v6a-h1)" "${probe[@]}" probe obs "$A1:$P1"
+probe_pid[v6a4]=$ZTNA_LAST_PID
+ztna_spawn probe-v6e 0 ip netns exec "$(natlab_ns v6e-h1)" "${probe[@]}" probe \
+  obs "[$B1]:$P1" poke "[$B1]:$P1" 5 poke "[$B1]:$P1" 7
+probe_pid[v6e]=$ZTNA_LAST_PID
+for r in "${routers[@]}" delay nodelay lossy v6a v6a4 v6e; do
   wait_exit "${probe_pid[$r]}" 30 "probe of $r finished"
   [[ ${ZTNA_RC[${probe_pid[$r]}]} == 0 ]] ||
     ztna_fail "probe of $r failed: $(cat "$(ztna_logfile "probe-$r")")"
@@ -341,6 +366,60 @@ within "$lossy_got" 135 246 || ztna_fail "answered across a link losing ${LOSS}%
 ztna_log "delay: RTT median ${rtt_inter} ms to the intermediate, ${rtt_p2p} ms peer to peer (${DELAY} ms each link), ${rtt_plain} ms without; loss ${LOSS}%: ${lossy_got}/300 answered"
 
 # ---------------------------------------------------------------------------------------------
+# IPv6 behind stateful firewalls (no NAT66)
+
+a6=$(natlab_addr6 v6a-h1)
+mapfile -t L <"$(ztna_logfile probe-v6a)"
+((${#L[@]} == 4)) || ztna_fail "IPv6 probe: unexpected output: ${L[*]}"
+read -r _ v6_local <<<"${L[0]}"
+v6_seen=$(awk '{ print $3 }' <<<"${L[1]}")
+[[ $v6_seen == "[$a6]:$(port_of "$v6_local")" ]] ||
+  ztna_fail "IPv6: the public host saw v6a-h1 as '$v6_seen', expected its own [$a6] and port (no NAT66)"
+[[ $(awk '{ print $5 }' <<<"${L[2]}") == none ]] || ztna_fail "IPv6 apdf: another port got in: ${L[2]}"
+[[ $(awk '{ print $5 }' <<<"${L[3]}") == none ]] || ztna_fail "IPv6 apdf: another address got in: ${L[3]}"
+v4_seen=$(awk 'NR == 2 { print $3 }' "$(ztna_logfile probe-v6a4)")
+[[ $v4_seen == "$(natlab_public_addr v6a)":* ]] || ztna_fail "IPv4 from the IPv6 host is seen as '$v4_seen'"
+mapfile -t L <"$(ztna_logfile probe-v6e)"
+[[ $(awk '{ print $3 }' <<<"${L[1]}") == "[$(natlab_addr6 v6e-h1)]":* ]] || ztna_fail "IPv6 eif: ${L[1]}"
+[[ $(awk '{ print $5 }' <<<"${L[2]}") == got && $(awk '{ print $5 }' <<<"${L[3]}") == got ]] ||
+  ztna_fail "IPv6 eif: other endpoints did not get in: ${L[2]} / ${L[3]}"
+
+# Unsolicited: a listener on v6a-h2 answers its LAN neighbour, but not the public host.
+h2_6=$(natlab_addr6 v6a-h2)
+spawn_reflect v6a-h2 v6a-h2 "[$h2_6]:$P1"
+seen=$(natlab_exec v6a-h1 "${probe[@]}" probe obs "[$h2_6]:$P1" | awk 'NR == 2 { print $3 }')
+[[ $seen == "[$a6]":* ]] || ztna_fail "IPv6: the LAN neighbour got '$seen' from the listener"
+seen=$(natlab_exec refl "${probe[@]}" probe --bind "[$B1]:0" --timeout 0.5 obs "[$h2_6]:$P1" |
+  awk 'NR == 2 { print $3 }')
+[[ $seen == none ]] || ztna_fail "IPv6: an unsolicited packet from the internet reached v6a-h2 ($seen)"
+
+# Simultaneous open between hosts behind two firewalls: both send first, both receive.
+b6=$(natlab_addr6 v6b-h1)
+ztna_spawn punch-a 0 ip netns exec "$(natlab_ns v6a-h1)" "${probe[@]}" probe --bind "[$a6]:$P3" \
+  --timeout 5 punch "[$b6]:$P3"
+punch_a=$ZTNA_LAST_PID
+ztna_spawn punch-b 0 ip netns exec "$(natlab_ns v6b-h1)" "${probe[@]}" probe --bind "[$b6]:$P3" \
+  --timeout 5 punch "[$a6]:$P3"
+punch_b=$ZTNA_LAST_PID
+wait_exit "$punch_a" 10 "punch from v6a-h1"
+wait_exit "$punch_b" 10 "punch from v6b-h1"
+for p in a b; do
+  [[ $(awk 'NR == 2 { print $3 }' "$(ztna_logfile "punch-$p")") == got ]] ||
+    ztna_fail "IPv6 simultaneous open failed on $p: $(cat "$(ztna_logfile "punch-$p")")"
+done
+
+# natlab_block on an IPv6 router keeps the intermediate's IPv6 address too.
+natlab_block v6a
+out=$(natlab_exec v6a-h1 "${probe[@]}" probe --timeout 0.5 obs "[$INTER6]:$P1" obs "[$B1]:$P1")
+mapfile -t L <<<"$out"
+[[ $(awk '{ print $3 }' <<<"${L[1]}") == "[$a6]":* ]] || ztna_fail "blocked v6a cut the intermediate: ${L[1]}"
+[[ $(awk '{ print $3 }' <<<"${L[2]}") == none ]] || ztna_fail "blocked v6a let ${L[2]} through"
+natlab_unblock v6a
+seen=$(natlab_exec v6a-h1 "${probe[@]}" probe obs "[$B1]:$P1" | awk 'NR == 2 { print $3 }')
+[[ $seen == "[$a6]":* ]] || ztna_fail "unblocked v6a still blocks IPv6: $seen"
+ztna_log "IPv6: v6a-h1 seen as $v6_seen (IPv4 as $v4_seen); apdf: answers only, eif: any endpoint; unsolicited dropped; simultaneous open through two firewalls; natlab_block keeps [$INTER6]"
+
+# ---------------------------------------------------------------------------------------------
 # Double NAT, public peer, block/unblock, flush
 
 out=$(natlab_exec dn-h1 "${probe[@]}" probe obs "$A1:$P1" obs "$A2:$P1" new obs "$A1:$P1" poke "$A1:$P1" 1)
@@ -410,14 +489,21 @@ done
 sum=$(tail -n 1 "$ZTNA_TMP/logs/natlab-lossy-wire.log")
 [[ $sum == *"lost "[1-9]*"lost "[1-9]* ]] || ztna_fail "the lossy link lost nothing: $sum"
 
-# topo_check: every peer reaches the intermediate, which sees its external address.
+# topo_check: every peer reaches the intermediate, which sees its external address (and, in an
+# IPv6 topology, its own IPv6 address).
 topo_check() {
   local name=$1 p seen
-  spawn_reflect "inter-$name" intermediate "$INTER:$P1"
+  local -a eps=("$INTER:$P1")
+  [[ -z $NATLAB_INTERMEDIATE_IP6 ]] || eps+=("[$INTER6]:$P1")
+  spawn_reflect "inter-$name" intermediate "${eps[@]}"
   for p in a b; do
     seen=$(natlab_exec "$p" "${probe[@]}" probe obs "$INTER:$P1" | awk 'NR == 2 { print $3 }')
     [[ $seen == "$(natlab_external_addr "$p")":* ]] ||
       ztna_fail "$name: the intermediate saw $p as '$seen', expected $(natlab_external_addr "$p")"
+    [[ -n $NATLAB_INTERMEDIATE_IP6 ]] || continue
+    seen=$(natlab_exec "$p" "${probe[@]}" probe obs "[$INTER6]:$P1" | awk 'NR == 2 { print $3 }')
+    [[ $seen == "[$(natlab_addr6 "$p")]":* ]] ||
+      ztna_fail "$name: the intermediate saw $p over IPv6 as '$seen', expected [$(natlab_addr6 "$p")]"
   done
   ztna_stop "inter-$name"
 }
@@ -439,8 +525,10 @@ natlab_down
 natlab_topo_public_peer --mapping apdm --filtering apdf --firewall off
 topo_check public-peer
 natlab_down
-natlab_topo_double_nat --mapping eim --filtering apdf -- --mapping apdm --filtering apdf
+# With IPv6 (the CGNAT router gets it without being asked, so that r1's LAN is routed).
+natlab_topo_double_nat --mapping eim --filtering apdf --ipv6 -- --mapping apdm --filtering apdf
 [[ $(natlab_external_addr a) == "$(natlab_public_addr cgnat)" ]] || ztna_fail "double NAT: a is not behind cgnat"
+natlab_public_addr6 cgnat >/dev/null
 topo_check double-nat
 natlab_down
 

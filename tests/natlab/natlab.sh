@@ -1,15 +1,17 @@
 # shellcheck shell=bash
 # The NAT lab: NAT topologies built from network namespaces, veth pairs and nftables, on one
 # machine, for the integration tests, scripts/bench-p2p and scripts/demo. Source it (after
-# tests/integration/lib.sh if you use that), then call natlab_init. Needs root. IPv4 only: IPv6 is
-# disabled in every lab namespace (no link-local addresses, no DAD, no router solicitations),
-# except in a natlab_lone_host given an IPv6 address.
+# tests/integration/lib.sh if you use that), then call natlab_init. Needs root. IPv4 unless asked
+# otherwise: IPv6 is disabled in every lab namespace (no link-local addresses, no DAD, no router
+# solicitations), except in routers given --ipv6 and their hosts, public hosts given an IPv6
+# address, and a natlab_lone_host given one (see "IPv6" below).
 #
 # Layout
 #   internet   namespace "<prefix>internet" with bridge br0: the segment 203.0.113.0/24
 #              (TEST-NET-3). Public hosts and the WAN side of the first-level routers plug in here.
 #   public     a host namespace on the internet segment (eth0), e.g. the intermediate at
 #              203.0.113.10 or a public peer. No default route: the lab is all there is.
+#              With IPv6 the internet is also 2001:db8::/64 (the intermediate 2001:db8::10).
 #   router     a namespace with "wan" (an address on its upstream segment: 203.0.113.101... on
 #              the internet, or an address on another router's LAN for double NAT, default route
 #              via that router) and bridge "lan" (10.<n>.0.1/24 by default, 100.64.<n>.1/24 with
@@ -28,12 +30,15 @@
 #   natlab_init                   check root and tools (fails loudly), remove dead runs' leftovers,
 #                                 pick the prefix, install the EXIT trap (see "Exit" below)
 #   natlab_internet               the internet namespace and its bridge (created on demand)
-#   natlab_public_host NAME [IP...]  a host on the internet segment; the first IP is its address
-#                                 (default: the next free 203.0.113.30+); the host named
-#                                 "intermediate" defines the address natlab_block keeps
+#   natlab_public_host NAME [--ipv6] [IP...]  a host on the internet segment; the first IPv4
+#                                 IP is its address (default: the next free 203.0.113.30+);
+#                                 IPv6 IPs (in 2001:db8::/64) give it IPv6, the first is its
+#                                 IPv6 address; --ipv6 without one: 2001:db8::<last number of its
+#                                 IPv4 address>. The host named "intermediate" defines the
+#                                 addresses natlab_block keeps
 #   natlab_router NAME [--mapping eim|adm|apdm|seq] [--filtering eif|adf|apdf] [--firewall on|off]
 #                 [--hairpin on|off] [--upstream ROUTER] [--cgnat] [--lan A.B.C.0/24] [--wan IP]
-#                 [--udp-timeout S] [--delay MS] [--loss PCT] [--loss-seed N]
+#                 [--udp-timeout S] [--delay MS] [--loss PCT] [--loss-seed N] [--ipv6]
 #                                 a NAT router (defaults: eim, apdf, firewall on, hairpin on;
 #                                 upstream: the internet). --cgnat puts its LAN in 100.64.0.0/10.
 #                                 --udp-timeout sets conntrack's UDP timeouts (unreplied and
@@ -41,7 +46,9 @@
 #                                 30 s / 120 s, mappings 120 s). --delay/--loss: the WAN link
 #                                 delays every frame by MS ms each way and drops PCT percent of
 #                                 them each way (see "WAN link delay and loss"); --loss-seed
-#                                 seeds the drops
+#                                 seeds the drops. --ipv6: also IPv6, routed behind a stateful
+#                                 firewall (see "IPv6"); behind --upstream only if that router
+#                                 has --ipv6 too
 #   natlab_host NAME ROUTER       a LAN host behind ROUTER (any number per router)
 #   natlab_lone_host NAME ADDR/LEN...  a namespace linked to nothing else: lo up, and a veth pair
 #                                 lone0/lone1 whose lone0 holds the addresses (IPv4 and/or
@@ -53,14 +60,17 @@
 #   natlab_exec NAME CMD...       runs CMD in NAME's namespace (ip netns exec)
 #   natlab_addr NAME              a host's LAN address, a public host's address, a router's
 #                                 LAN-side address
+#   natlab_addr6 NAME             the same for IPv6 (fails if NAME has none)
 #   natlab_public_addr ROUTER     the router's WAN address
+#   natlab_public_addr6 ROUTER    the router's IPv6 WAN address (fails without --ipv6)
 #   natlab_external_addr NAME     the address the internet sees for NAME (the outermost router's
 #                                 WAN address; a public host's own address)
 #   natlab_router_of HOST         the router HOST sits behind
 #   natlab_router_opts ROUTER     prints "MAPPING FILTERING FIREWALL HAIRPIN", e.g. "eim apdf on off"
 #   natlab_wan_link ROUTER        prints "DELAY_MS LOSS_PCT" of ROUTER's WAN link ("0 0": none)
 #   natlab_block ROUTER [IP...]   drop forwarded (routed or bridged) UDP through ROUTER except
-#                                 to/from the IPs (default: the intermediate's address)
+#                                 to/from the IPs, IPv4 or IPv6 (default: the intermediate's
+#                                 addresses); for an --ipv6 router IPv6 UDP too
 #   natlab_unblock ROUTER         undo natlab_block
 #   natlab_flush_conntrack ROUTER forget every NAT mapping of ROUTER (conntrack -F and the
 #                                 mapping/filtering tables)
@@ -78,6 +88,8 @@
 #   natlab_topo_double_nat [OPTS] [-- CGNAT_OPTS] [-- OPTS2]
 #                                            a behind r1 behind the CGNAT router "cgnat", b behind
 #                                            r2 (on the internet; OPTS2, else OPTS)
+# --ipv6 in any option group gives the intermediate 2001:db8::10 (and the public peer b
+# 2001:db8::30); in double_nat, --ipv6 for r1 gives it to cgnat too.
 #
 # Router behaviour (UDP; other protocols get the plain Linux NAT of the chosen mapping)
 #   mapping eim   snat to WAN: Linux keeps the source port whenever that tuple is free, so one
@@ -115,6 +127,21 @@
 #   Mappings in the dynamic maps live as long as packets keep leaving through them (refreshed by
 #   every outbound packet), up to the mapping lifetime after the last one.
 #
+# IPv6 (--ipv6; the IPv4 NAT above stays as it is)
+#   Addresses: the internet 2001:db8::/64, a router's WAN 2001:db8::<last number of its IPv4
+#   WAN> (behind another router: <that LAN>::<number>), router number N's LAN 2001:db8:N::/64
+#   with the router at ::1 and hosts at ::10, ::11... (the numbers of their IPv4 addresses).
+#   Static addresses without DAD and static routes: no SLAAC, RA or prefix delegation. Every
+#   IPv6 node on the internet routes each LAN prefix to the outermost router in front of it;
+#   routers behind others get a default route and their upstream a route to their LAN.
+#   Routing, no NAT66: a host is seen under its own address. The router is a stateful firewall
+#   (table ip6 natlab6), as home routers are: outbound is free; with --firewall on inbound from
+#   wan gets in only as a reply or related to a conntrack flow (apdf), plus echo requests
+#   (RFC 6092) and, to the router itself, ICMPv6 (neighbour discovery); --filtering eif lets
+#   in UDP to an internal address:port that has sent out (any remote), adf from the addresses it
+#   sent to (sets @out and @out_adf, with the mapping lifetime). --firewall off: no filtering.
+#   --mapping and --hairpin do not apply (no translation).
+#
 # WAN link delay and loss (the kernel has no netem)
 #   --delay MS / --loss PCT route the router's WAN link through its wire namespace, where
 #   ztna-delay-link (tests/tools/delay_link.cpp, from the build tree: ZTNA_BUILD_DIR as lib.sh
@@ -145,6 +172,8 @@
 #   - Mapping lifetime: the nft maps live 120 s (or --udp-timeout) after the last outbound
 #     packet, conntrack 30 s unreplied / 120 s otherwise; an eif/adf mapping can thus outlive a
 #     conntrack entry that Linux would already have reused.
+#   - IPv6 routers do not announce anything (no RA): hosts get a static default route. The IPv6
+#     filtering sets are not shown by natlab_mappings.
 #   - Delay and loss only on routers' WAN links: constant delay (no jitter, no reordering),
 #     independent random loss, no rate limit. A host's RTT to a peer behind the same router
 #     crosses no delay link.
@@ -185,6 +214,7 @@ if [[ -z ${NATLAB_LOADED:-} ]]; then
   NATLAB_NETNS_DIR=/run/netns
   NATLAB_INET_PREFIX=203.0.113
   NATLAB_INTERMEDIATE_IP=203.0.113.10
+  NATLAB_INTERMEDIATE_IP6=""
   NATLAB_SEQMAP_FIRST=20000       # --mapping seq: first external port, and how many follow
   NATLAB_SEQMAP_SPAN=4096
   NATLAB_PREFIX=""
@@ -204,6 +234,12 @@ if [[ -z ${NATLAB_LOADED:-} ]]; then
   declare -gA NATLAB_OPTS=()      # router -> "mapping filtering firewall hairpin"
   declare -gA NATLAB_USED_IP=()   # internet addresses taken
   declare -gA NATLAB_DELAY=()     # router -> "delay_ms loss_pct" of its WAN link, if it has one
+  # IPv6 (--ipv6): the internet is 2001:db8::/64, router number N's LAN 2001:db8:N::/64.
+  NATLAB_INET6_PREFIX=2001:db8:
+  declare -gA NATLAB_IP6=()       # name -> IPv6 address (public: first; host: LAN; router: LAN side)
+  declare -gA NATLAB_WAN6=()      # router -> WAN IPv6 address
+  declare -gA NATLAB_LAN6=()      # router -> its LAN's /64 as "2001:db8:N:" (append ":HOST")
+  declare -ga NATLAB_ROUTES6=()   # "PREFIX VIA": every IPv6 node on the internet routes PREFIX via VIA
   # Processes the lab itself runs (delay links): pid files, logs and configuration in
   # NATLAB_RUN_DIR, which lives as long as the namespaces do (/run, like /run/netns).
   NATLAB_RUN_BASE=${NATLAB_RUN_BASE:-/run/natlab}
@@ -526,6 +562,11 @@ natlab__reset() {
   NATLAB_OPTS=()
   NATLAB_USED_IP=()
   NATLAB_DELAY=()
+  NATLAB_IP6=()
+  NATLAB_WAN6=()
+  NATLAB_LAN6=()
+  NATLAB_ROUTES6=()
+  NATLAB_INTERMEDIATE_IP6=""
   NATLAB_PROCS=()
   NATLAB_PID=()
   NATLAB_SEQ=0
@@ -596,10 +637,11 @@ natlab__need_kind() {
   [[ " ${*:2} " == *" $k "* ]] || natlab__fail "'$1' is a $k, expected: ${*:2}"
 }
 
-# natlab__new_ns NAME KIND: create and register the namespace, set its sysctls (before any
-# device exists, so the defaults apply to all of them).
+# natlab__new_ns NAME KIND [v6]: create and register the namespace, set its sysctls (before any
+# device exists, so the defaults apply to all of them). IPv6 stays disabled unless "v6" is given;
+# then addresses are usable at once (no DAD) and nothing is autoconfigured (no RA, no RS).
 natlab__new_ns() {
-  local name=$1 kind=$2 ns=$NATLAB_PREFIX$1
+  local name=$1 kind=$2 ns=$NATLAB_PREFIX$1 v6=${3:-}
   natlab__run "ip netns add $ns" ip netns add "$ns"
   NATLAB_NSS+=("$ns")
   NATLAB_KIND[$name]=$kind
@@ -613,6 +655,14 @@ natlab__new_ns() {
   if [[ $kind == router ]]; then
     s+=(net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0
       net.ipv4.conf.default.send_redirects=0)
+  fi
+  if [[ $v6 == v6 ]]; then
+    s+=(net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+      net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+      net.ipv6.conf.all.router_solicitations=0 net.ipv6.conf.default.router_solicitations=0
+      net.ipv6.conf.all.accept_redirects=0 net.ipv6.conf.default.accept_redirects=0)
+    [[ $kind != router ]] || s+=(net.ipv6.conf.all.forwarding=1)
   fi
   natlab__run "sysctls in $ns" natlab__nsx "$ns" sysctl -q -e -w "${s[@]}"
 }
@@ -665,32 +715,96 @@ natlab__check_ip() {
     natlab__fail "bad IPv4 address '$1'"
 }
 
+natlab__check_ip6() {
+  [[ $1 =~ ^2001:db8::([0-9a-f]{1,4}:){0,3}[0-9a-f]{1,4}$ ]] ||
+    natlab__fail "bad IPv6 address '$1' (the lab's internet is 2001:db8::/64, e.g. 2001:db8::10)"
+}
+
 natlab_public_host() {
   natlab__need_init
-  local name=$1 ip
+  local name=$1 ip v6=0
   shift
   natlab__check_name "$name"
   natlab_internet
-  local -a ips=("$@")
+  local -a ips=() ips6=()
+  for ip in "$@"; do
+    if [[ $ip == --ipv6 ]]; then
+      v6=1
+    elif [[ $ip == *:* ]]; then
+      ips6+=("$ip")
+    else
+      ips+=("$ip")
+    fi
+  done
   ((${#ips[@]})) || ips=("$(natlab__free_inet_ip 30)")
   for ip in "${ips[@]}"; do
     natlab__check_ip "$ip"
     [[ $ip == "$NATLAB_INET_PREFIX".* ]] || natlab__fail "$ip is not on $NATLAB_INET_PREFIX.0/24"
     [[ -z ${NATLAB_USED_IP[$ip]:-} ]] || natlab__fail "$ip is taken"
   done
-  natlab__new_ns "$name" public
+  # --ipv6 without an address: 2001:db8::<last number of the IPv4 address>.
+  ((v6 == 0 || ${#ips6[@]})) || ips6=("${NATLAB_INET6_PREFIX}:${ips[0]##*.}")
+  for ip in "${ips6[@]}"; do
+    natlab__check_ip6 "$ip"
+    [[ -z ${NATLAB_USED_IP[$ip]:-} ]] || natlab__fail "$ip is taken"
+  done
+  local v6flag=""
+  ((${#ips6[@]} == 0)) || v6flag=v6
+  natlab__new_ns "$name" public "$v6flag"
   natlab__attach "$name" internet eth0
   local batch="link set lo up"$'\n'
   for ip in "${ips[@]}"; do
     batch+="addr add $ip/24 dev eth0"$'\n'
     NATLAB_USED_IP[$ip]=1
   done
+  for ip in "${ips6[@]}"; do
+    batch+="addr add $ip/64 dev eth0 nodad"$'\n'
+    NATLAB_USED_IP[$ip]=1
+  done
   batch+="link set eth0 up"
   natlab__ip "$NATLAB_PREFIX$name" "public host $name" <<<"$batch"
   NATLAB_IP[$name]=${ips[0]}
   NATLAB_UP[$name]=internet
-  [[ $name != intermediate ]] || NATLAB_INTERMEDIATE_IP=${ips[0]}
-  natlab__vlog "public host $name ${ips[*]}"
+  if ((${#ips6[@]})); then
+    NATLAB_IP6[$name]=${ips6[0]}
+    natlab__routes6_install "$name"
+  fi
+  if [[ $name == intermediate ]]; then
+    NATLAB_INTERMEDIATE_IP=${ips[0]}
+    NATLAB_INTERMEDIATE_IP6=${ips6[0]:-}
+  fi
+  natlab__vlog "public host $name ${ips[*]} ${ips6[*]}"
+}
+
+# natlab__routes6_install NAME: an IPv6 node on the internet (public host or first-level router)
+# gets a route to every routed LAN but those behind itself.
+natlab__routes6_install() {
+  local name=$1 own=${NATLAB_WAN6[$1]:-${NATLAB_IP6[$1]:-}} r batch=""
+  for r in "${NATLAB_ROUTES6[@]}"; do
+    [[ ${r#* } == "$own" ]] || batch+="route add ${r% *} via ${r#* }"$'\n'
+  done
+  [[ -z $batch ]] || natlab__ip "$NATLAB_PREFIX$name" "IPv6 routes of $name" <<<"$batch"
+}
+
+# natlab__route6_lan ROUTER: make ROUTER's IPv6 LAN reachable: each router above it routes the
+# prefix to the one below, and every IPv6 node on the internet to the outermost one.
+natlab__route6_lan() {
+  local r=$1 prefix=${NATLAB_LAN6[$1]}:/64 via=${NATLAB_WAN6[$1]} up=${NATLAB_UP[$1]} n
+  while [[ $up != internet ]]; do
+    natlab__ip "$NATLAB_PREFIX$up" "IPv6 route to $prefix" <<<"route add $prefix via $via"
+    via=${NATLAB_WAN6[$up]}
+    up=${NATLAB_UP[$up]}
+  done
+  NATLAB_ROUTES6+=("$prefix $via")
+  for n in "${!NATLAB_KIND[@]}"; do
+    [[ ${NATLAB_UP[$n]:-} == internet ]] || continue
+    case ${NATLAB_KIND[$n]} in
+    public) [[ -n ${NATLAB_IP6[$n]:-} ]] || continue ;;
+    router) [[ -n ${NATLAB_WAN6[$n]:-} && ${NATLAB_WAN6[$n]} != "$via" ]] || continue ;;
+    *) continue ;;
+    esac
+    natlab__ip "$NATLAB_PREFIX$n" "IPv6 route to $prefix" <<<"route add $prefix via $via"
+  done
 }
 
 natlab_router() {
@@ -699,7 +813,7 @@ natlab_router() {
   shift
   natlab__check_name "$name"
   local mapping=eim filtering=apdf firewall=on hairpin=on up=internet lan="" wan="" cgnat=0
-  local udp_timeout="" delay="" loss="" seed=""
+  local udp_timeout="" delay="" loss="" seed="" v6=""
   while (($#)); do
     case $1 in
     --mapping) mapping=${2:-} ;;
@@ -715,6 +829,11 @@ natlab_router() {
     --loss-seed) seed=${2:-} ;;
     --cgnat)
       cgnat=1
+      shift
+      continue
+      ;;
+    --ipv6)
+      v6=v6
       shift
       continue
       ;;
@@ -748,21 +867,33 @@ natlab_router() {
       natlab__fail "router $name: --lan must look like A.B.C.0/24"
     lan=${BASH_REMATCH[1]}
   fi
-  local gw=""
+  local gw="" wan6="" gw6="" lan6=""
   if [[ $up == internet ]]; then
     natlab_internet
     [[ -n $wan ]] || wan=$(natlab__free_inet_ip 101)
     natlab__check_ip "$wan"
     [[ $wan == "$NATLAB_INET_PREFIX".* ]] || natlab__fail "$wan is not on $NATLAB_INET_PREFIX.0/24"
     [[ -z ${NATLAB_USED_IP[$wan]:-} ]] || natlab__fail "$wan is taken"
+    if [[ -n $v6 ]]; then
+      wan6=${NATLAB_INET6_PREFIX}:${wan##*.}
+      [[ -z ${NATLAB_USED_IP[$wan6]:-} ]] || natlab__fail "router $name: its IPv6 WAN address $wan6 is taken"
+      NATLAB_USED_IP[$wan6]=1
+    fi
     NATLAB_USED_IP[$wan]=1
   else
     [[ -z $wan ]] || natlab__fail "router $name: --wan only for routers on the internet"
+    [[ -z $v6 || -n ${NATLAB_LAN6[$up]:-} ]] ||
+      natlab__fail "router $name: --ipv6 behind $up, which has no IPv6 (give it --ipv6 too)"
     natlab__next_lan_ip "$up"
     wan=$NATLAB_GOT_IP
     gw=${NATLAB_IP[$up]}
+    if [[ -n $v6 ]]; then
+      wan6=${NATLAB_LAN6[$up]}:${wan##*.}
+      gw6=${NATLAB_IP6[$up]}
+    fi
   fi
-  natlab__new_ns "$name" router
+  [[ -z $v6 ]] || lan6=${NATLAB_INET6_PREFIX}$n:
+  natlab__new_ns "$name" router "$v6"
   local ns=$NATLAB_PREFIX$name
   if [[ -n $wire ]]; then
     natlab__wire "$name" "$up" "${delay:-0}" "${loss:-0}" "$seed"
@@ -777,11 +908,21 @@ link set lan up
 addr add $wan/24 dev wan
 link set wan up
 ${gw:+route add default via $gw dev wan onlink}
+${v6:+addr add $lan6:1/64 dev lan nodad}
+${v6:+addr add $wan6/64 dev wan nodad}
+${gw6:+route add default via $gw6 dev wan}
 EOF
   NATLAB_IP[$name]=$lan.1
   NATLAB_WAN[$name]=$wan
   NATLAB_LAN[$name]=$lan
   NATLAB_UP[$name]=$up
+  if [[ -n $v6 ]]; then
+    NATLAB_IP6[$name]=$lan6:1
+    NATLAB_WAN6[$name]=$wan6
+    NATLAB_LAN6[$name]=$lan6
+    [[ $up != internet ]] || natlab__routes6_install "$name"
+    natlab__route6_lan "$name"
+  fi
   NATLAB_NEXT[$name]=10
   NATLAB_OPTS[$name]="$mapping $filtering $firewall $hairpin"
   local mt=120 ct=30
@@ -793,12 +934,12 @@ EOF
       "net.netfilter.nf_conntrack_udp_timeout_stream=$udp_timeout"
   fi
   local rules
-  rules=$(natlab__ruleset "$wan" "$mapping" "$filtering" "$firewall" "$hairpin" "$mt" "$ct")
+  rules=$(natlab__ruleset "$wan" "$mapping" "$filtering" "$firewall" "$hairpin" "$mt" "$ct" "$v6")
   local out
   if ! out=$(natlab__nsx "$ns" nft -f - 2>&1 <<<"$rules"); then
     natlab__fail "nftables ruleset for router $name rejected: $out"$'\n'"$rules"
   fi
-  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin${wire:+, WAN link delay ${delay:-0} ms loss ${loss:-0}%}"
+  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin${v6:+, IPv6 wan $wan6 lan ${lan6}:/64}${wire:+, WAN link delay ${delay:-0} ms loss ${loss:-0}%}"
 }
 
 # natlab__delay_link_bin: sets NATLAB_GOT_BIN to ztna-delay-link (NATLAB_DELAY_LINK, else from
@@ -848,10 +989,10 @@ natlab__next_lan_ip() {
   NATLAB_GOT_IP=${NATLAB_LAN[$r]}.$k
 }
 
-# natlab__ruleset WAN MAPPING FILTERING FIREWALL HAIRPIN MAP_TIMEOUT CT_TIMEOUT: one router's
-# nftables.
+# natlab__ruleset WAN MAPPING FILTERING FIREWALL HAIRPIN MAP_TIMEOUT CT_TIMEOUT [v6]: one
+# router's nftables.
 natlab__ruleset() {
-  local wan=$1 mapping=$2 filtering=$3 firewall=$4 hairpin=$5 mt=$6 ct=$7
+  local wan=$1 mapping=$2 filtering=$3 firewall=$4 hairpin=$5 mt=$6 ct=$7 v6=${8:-}
   local rnd=""
   [[ $mapping == eim ]] || rnd=" fully-random"
   cat <<EOF
@@ -969,6 +1110,57 @@ table bridge natlab {
   }
 }
 EOF
+  [[ -n $v6 ]] || return 0
+  # IPv6: routed, no NAT66; a stateful firewall as on home routers.
+  cat <<EOF
+table ip6 natlab6 {
+  # Internal endpoints that sent out (eif), and to which remote addresses (adf).
+  set out {
+    type ipv6_addr . inet_service
+    flags dynamic,timeout
+    timeout ${mt}s
+  }
+  set out_adf {
+    type ipv6_addr . inet_service . ipv6_addr
+    flags dynamic,timeout
+    timeout ${mt}s
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+EOF
+  case $filtering in
+  eif) echo "    oifname \"wan\" meta l4proto udp update @out { ip6 saddr . udp sport }" ;;
+  adf) echo "    oifname \"wan\" meta l4proto udp update @out_adf { ip6 saddr . udp sport . ip6 daddr }" ;;
+  esac
+  if [[ $firewall == on ]]; then
+    echo "    iifname \"wan\" ct state established,related accept"
+    # Errors come in as related; echo requests are let in (RFC 6092).
+    echo "    iifname \"wan\" icmpv6 type echo-request accept"
+    case $filtering in
+    eif) echo "    iifname \"wan\" meta l4proto udp ip6 daddr . udp dport @out accept" ;;
+    adf) echo "    iifname \"wan\" meta l4proto udp ip6 daddr . udp dport . ip6 saddr @out_adf accept" ;;
+    esac
+    echo "    iifname \"wan\" drop"
+  fi
+  cat <<EOF
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+EOF
+  if [[ $firewall == on ]]; then
+    echo "    iifname \"wan\" ct state established,related accept"
+    # Neighbour discovery and echo requests.
+    echo "    iifname \"wan\" meta l4proto ipv6-icmp accept"
+    echo "    iifname \"wan\" drop"
+  fi
+  cat <<EOF
+  }
+  # natlab_block fills it.
+  chain block {
+    type filter hook forward priority filter - 10; policy accept;
+  }
+}
+EOF
 }
 
 natlab_host() {
@@ -976,20 +1168,28 @@ natlab_host() {
   local name=$1 r=${2:-}
   natlab__check_name "$name"
   natlab__need_kind "$r" router
-  local ip
+  local ip ip6="" v6=""
   natlab__next_lan_ip "$r"
   ip=$NATLAB_GOT_IP
-  natlab__new_ns "$name" host
+  # Behind an IPv6 router a host gets <lan6>::<same number as its IPv4 address>.
+  if [[ -n ${NATLAB_LAN6[$r]:-} ]]; then
+    v6=v6
+    ip6=${NATLAB_LAN6[$r]}:${ip##*.}
+  fi
+  natlab__new_ns "$name" host "$v6"
   natlab__attach "$name" "$r" eth0
   natlab__ip "$NATLAB_PREFIX$name" "host $name" <<EOF
 link set lo up
 addr add $ip/24 dev eth0
+${v6:+addr add $ip6/64 dev eth0 nodad}
 link set eth0 up
 route add default via ${NATLAB_IP[$r]} dev eth0 onlink
+${v6:+route add default via ${NATLAB_IP6[$r]} dev eth0}
 EOF
   NATLAB_IP[$name]=$ip
+  [[ -z $v6 ]] || NATLAB_IP6[$name]=$ip6
   NATLAB_UP[$name]=$r
-  natlab__vlog "host $name $ip behind $r"
+  natlab__vlog "host $name $ip${v6:+ $ip6} behind $r"
 }
 
 natlab_lone_host() {
@@ -1048,6 +1248,18 @@ natlab_public_addr() {
   echo "${NATLAB_WAN[$1]}"
 }
 
+natlab_addr6() {
+  natlab__kind "$1" >/dev/null
+  [[ -n ${NATLAB_IP6[$1]:-} ]] || natlab__fail "'$1' has no IPv6 address"
+  echo "${NATLAB_IP6[$1]}"
+}
+
+natlab_public_addr6() {
+  natlab__need_kind "$1" router
+  [[ -n ${NATLAB_WAN6[$1]:-} ]] || natlab__fail "router '$1' has no IPv6 (--ipv6)"
+  echo "${NATLAB_WAN6[$1]}"
+}
+
 natlab_router_of() {
   natlab__need_kind "$1" host router
   echo "${NATLAB_UP[$1]}"
@@ -1079,38 +1291,57 @@ natlab_block() {
   natlab__need_kind "$1" router
   local r=$1 ns=$NATLAB_PREFIX$1
   shift
-  local -a keep=("$@")
-  ((${#keep[@]})) || keep=("$NATLAB_INTERMEDIATE_IP")
-  local ip set
-  for ip in "${keep[@]}"; do natlab__check_ip "$ip"; done
-  set=$(IFS=,; echo "${keep[*]}")
-  natlab__run "natlab_block $r" natlab__nsx "$ns" nft -f - <<EOF
-flush chain ip natlab block
-add rule ip natlab block meta l4proto udp ip saddr != { $set } ip daddr != { $set } counter drop
+  local -a keep=("$@") keep4=() keep6=()
+  if ((${#keep[@]} == 0)); then
+    keep=("$NATLAB_INTERMEDIATE_IP")
+    [[ -z $NATLAB_INTERMEDIATE_IP6 ]] || keep+=("$NATLAB_INTERMEDIATE_IP6")
+  fi
+  local ip rule4 rule6 set4 set6
+  for ip in "${keep[@]}"; do
+    if [[ $ip == *:* ]]; then
+      natlab__check_ip6 "$ip"
+      keep6+=("$ip")
+    else
+      natlab__check_ip "$ip"
+      keep4+=("$ip")
+    fi
+  done
+  set4=$(IFS=,; echo "${keep4[*]}")
+  set6=$(IFS=,; echo "${keep6[*]}")
+  rule4="meta l4proto udp${set4:+ ip saddr != { $set4 \} ip daddr != { $set4 \}} counter drop"
+  rule6="meta l4proto udp${set6:+ ip6 saddr != { $set6 \} ip6 daddr != { $set6 \}} counter drop"
+  local batch="flush chain ip natlab block
+add rule ip natlab block $rule4
 flush chain bridge natlab block
-add rule bridge natlab block meta l4proto udp ip saddr != { $set } ip daddr != { $set } counter drop
-EOF
-  natlab__vlog "router $r: forwarded UDP blocked except to/from $set"
+add rule bridge natlab block meta protocol ip $rule4"
+  if [[ -n ${NATLAB_WAN6[$r]:-} ]]; then
+    batch+="
+add rule bridge natlab block meta protocol ip6 $rule6
+flush chain ip6 natlab6 block
+add rule ip6 natlab6 block $rule6"
+  fi
+  natlab__run "natlab_block $r" natlab__nsx "$ns" nft -f - <<<"$batch"
+  natlab__vlog "router $r: forwarded UDP blocked except to/from ${keep[*]}"
 }
 
 natlab_unblock() {
   natlab__need_kind "$1" router
-  natlab__run "natlab_unblock $1" natlab__nsx "$NATLAB_PREFIX$1" nft -f - <<EOF
-flush chain ip natlab block
-flush chain bridge natlab block
-EOF
+  local batch="flush chain ip natlab block
+flush chain bridge natlab block"
+  [[ -z ${NATLAB_WAN6[$1]:-} ]] || batch+=$'\n'"flush chain ip6 natlab6 block"
+  natlab__run "natlab_unblock $1" natlab__nsx "$NATLAB_PREFIX$1" nft -f - <<<"$batch"
   natlab__vlog "router $1: unblocked"
 }
 
 natlab_flush_conntrack() {
   natlab__need_kind "$1" router
   local ns=$NATLAB_PREFIX$1
-  natlab__run "nft flush in $1" natlab__nsx "$ns" nft -f - <<EOF
-flush map ip natlab mapping
+  local batch="flush map ip natlab mapping
 flush map ip natlab adf
 flush map ip natlab adm
-flush set ip natlab claimed
-EOF
+flush set ip natlab claimed"
+  [[ -z ${NATLAB_WAN6[$1]:-} ]] || batch+=$'\n'"flush set ip6 natlab6 out"$'\n'"flush set ip6 natlab6 out_adf"
+  natlab__run "nft flush in $1" natlab__nsx "$ns" nft -f - <<<"$batch"
   natlab__run "conntrack -F in $1" natlab__nsx "$ns" conntrack -F
   natlab__vlog "router $1: mappings flushed"
 }
@@ -1150,28 +1381,48 @@ natlab__split() {
   done
 }
 
+# natlab__has_ipv6 ARGS...: whether --ipv6 is among them.
+natlab__has_ipv6() {
+  local a
+  for a in "$@"; do
+    [[ $a != --ipv6 ]] || return 0
+  done
+  return 1
+}
+
+# natlab__intermediate [ARGS...]: the intermediate at 203.0.113.10, plus 2001:db8::10 if ARGS
+# (a topology's options) ask for IPv6.
 natlab__intermediate() {
-  [[ -n ${NATLAB_KIND[intermediate]:-} ]] || natlab_public_host intermediate 203.0.113.10
+  [[ -z ${NATLAB_KIND[intermediate]:-} ]] || return 0
+  if natlab__has_ipv6 "$@"; then
+    natlab_public_host intermediate 203.0.113.10 2001:db8::10
+  else
+    natlab_public_host intermediate 203.0.113.10
+  fi
 }
 
 natlab_topo_same_lan() {
-  natlab__intermediate
+  natlab__intermediate "$@"
   natlab_router r1 "$@"
   natlab_host a r1
   natlab_host b r1
 }
 
 natlab_topo_public_peer() {
-  natlab__intermediate
+  natlab__intermediate "$@"
   natlab_router r1 "$@"
   natlab_host a r1
-  natlab_public_host b
+  if natlab__has_ipv6 "$@"; then
+    natlab_public_host b --ipv6
+  else
+    natlab_public_host b
+  fi
 }
 
 natlab_topo_two_nats() {
   natlab__split "$@"
   ((${#NATLAB_OPTS2[@]})) || NATLAB_OPTS2=("${NATLAB_OPTS1[@]}")
-  natlab__intermediate
+  natlab__intermediate "$@"
   natlab_router r1 "${NATLAB_OPTS1[@]}"
   natlab_router r2 "${NATLAB_OPTS2[@]}"
   natlab_host a r1
@@ -1182,7 +1433,11 @@ natlab_topo_double_nat() {
   natlab__split "$@"
   local -a home=("${NATLAB_OPTS1[@]}") cg=("${NATLAB_OPTS2[@]}") r2=("${NATLAB_OPTS3[@]}")
   ((${#r2[@]})) || r2=("${home[@]}")
-  natlab__intermediate
+  # IPv6 behind the CGNAT router needs it there too (carriers route IPv6 natively).
+  if natlab__has_ipv6 "${home[@]}" && ! natlab__has_ipv6 "${cg[@]}"; then
+    cg+=(--ipv6)
+  fi
+  natlab__intermediate "$@"
   natlab_router cgnat --cgnat "${cg[@]}"
   natlab_router r1 --upstream cgnat "${home[@]}"
   natlab_router r2 "${r2[@]}"

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """UDP probes for the NAT lab (python3 standard library only).
 
+Endpoints are IPv4 "A.B.C.D:PORT" or IPv6 "[ADDR]:PORT"; each socket has the family of the
+address it is bound to.
+
 reflect [--ready FILE] [--learn IP:PORT --mapped FILE] IP:PORT...
     Binds every IP:PORT and answers, from the socket a request came in on:
       PING <tok>        ->  OBS <tok> <ip>:<port>    (the source address:port it saw)
@@ -11,7 +14,8 @@ reflect [--ready FILE] [--learn IP:PORT --mapped FILE] IP:PORT...
     serves. Exits 0 on SIGTERM.
 
 probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
-    One UDP socket (default 0.0.0.0:0) runs the steps in order and prints one line for each,
+    One UDP socket (default 0.0.0.0:0, or [::]:0 if the first endpoint of the steps is IPv6)
+    runs the steps in order and prints one line for each,
     after a first line "local <ip>:<port>":
       obs IP:PORT       ->  "obs IP:PORT <mapped ip:port>"   or "obs IP:PORT none"
       poke IP:PORT I    ->  "poke IP:PORT I <mapped> got"    or "... none": whether the POKED
@@ -21,6 +25,11 @@ probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
                             "none" for each if nothing came back): N requests, one every MS ms
                             whether answered or not, each timed to its answer; waits --timeout
                             seconds after the last one for late answers.
+      punch IP:PORT     ->  "punch IP:PORT got" or "punch IP:PORT none": simultaneous open with a
+                            peer running the same step toward this socket. Both send
+                            "PUNCH <heard>" every 100 ms from the start (heard: 1 once a PUNCH
+                            of the other arrived); done when each has heard the other (sends
+                            three more to make sure the other learns it), or after --timeout.
       new               ->  "local <ip>:<port>": continue on a fresh socket (new local port).
       timeout S         ->  (no output) use S as --timeout for the following steps.
     Requests are repeated every 100 ms until answered or --timeout seconds pass.
@@ -38,10 +47,25 @@ import time
 
 def endpoint(text):
     host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     return host, int(port)
 
 
+def family(text):
+    return socket.AF_INET6 if ":" in endpoint(text)[0] else socket.AF_INET
+
+
+def new_socket(text):
+    s = socket.socket(family(text), socket.SOCK_DGRAM)
+    if family(text) == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return s
+
+
 def fmt(addr):
+    if ":" in addr[0]:
+        return f"[{addr[0]}]:{addr[1]}"
     return f"{addr[0]}:{addr[1]}"
 
 
@@ -109,9 +133,57 @@ def rtt(sock, dest, count, interval, timeout):
             times.append((got - sent.pop(words[1])) * 1000.0)
 
 
+def punch(sock, dest, timeout):
+    """Simultaneous open with a peer doing the same toward us; True once both heard each other."""
+    deadline = time.monotonic() + timeout
+    heard = peer_heard = False
+    next_send = 0.0
+    while True:
+        now = time.monotonic()
+        if heard and peer_heard:
+            for _ in range(3):
+                sock.sendto(b"PUNCH 1", dest)
+            return True
+        if now >= deadline:
+            return False
+        if now >= next_send:
+            sock.sendto(b"PUNCH 1" if heard else b"PUNCH 0", dest)
+            next_send = now + 0.1
+        r, _, _ = select.select([sock], [], [], max(0.0, min(next_send, deadline) - now))
+        if not r:
+            continue
+        try:
+            data, src = sock.recvfrom(2048)
+        except OSError:
+            continue
+        words = data.decode(errors="replace").split()
+        if same_endpoint(src, dest) and len(words) == 2 and words[0] == "PUNCH":
+            heard = True
+            peer_heard = peer_heard or words[1] == "1"
+
+
+def same_endpoint(a, b):
+    fam = socket.AF_INET6 if ":" in a[0] else socket.AF_INET
+    try:
+        return a[1] == b[1] and socket.inet_pton(fam, a[0]) == socket.inet_pton(fam, b[0])
+    except OSError:
+        return False
+
+
+def first_endpoint(steps):
+    for word in steps:
+        if word.count(":") >= 1 and word[0] in "[0123456789":
+            return word
+    return None
+
+
 def probe(args):
+    if args.bind is None:
+        first = first_endpoint(args.steps)
+        args.bind = "[::]:0" if first and family(first) == socket.AF_INET6 else "0.0.0.0:0"
+
     def fresh():
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = new_socket(args.bind)
         s.bind(endpoint(args.bind))
         print("local", fmt(s.getsockname()), flush=True)
         return s
@@ -132,6 +204,10 @@ def probe(args):
             else:
                 stats = "median none min none max none"
             print("rtt", dest, "sent", count, "got", len(times), stats, flush=True)
+        elif op == "punch":
+            dest = steps.pop(0)
+            ok = punch(sock, endpoint(dest), args.timeout)
+            print("punch", dest, "got" if ok else "none", flush=True)
         elif op == "timeout":
             args.timeout = float(steps.pop(0))
         elif op == "obs":
@@ -169,7 +245,7 @@ def probe(args):
 def reflect(args):
     socks = []
     for ep in args.endpoints:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = new_socket(ep)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(endpoint(ep))
         socks.append(s)
@@ -213,7 +289,7 @@ def main():
     ap = argparse.ArgumentParser(description="UDP probes for the NAT lab")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("probe")
-    p.add_argument("--bind", default="0.0.0.0:0")
+    p.add_argument("--bind")
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--window", type=float, default=0.3)
     p.add_argument("steps", nargs="+")
