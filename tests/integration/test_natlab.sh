@@ -15,7 +15,9 @@
 #   same LAN   h1 sends to h2's LAN address: no NAT in between
 # Then IPv6 next to the NAT (--ipv6: global addresses behind stateful firewalls: answers and
 # nothing unsolicited get in, address-and-port-dependent or endpoint-independent, simultaneous
-# open between two firewalls, natlab_block), double NAT (CGNAT), WAN links with delay and loss (round-trip times and answered share
+# open between two firewalls, natlab_block), UPnP-IGD / NAT-PMP / PCP port mappings on a
+# symmetric router (miniupnpd: a mapping opens the port to every remote endpoint, deleting it
+# closes it, other traffic stays symmetric), double NAT (CGNAT), WAN links with delay and loss (round-trip times and answered share
 # measured alongside the matrix), a public peer, natlab_block/unblock, natlab_flush_conntrack,
 # the topology helpers with their setup/teardown time, cleanup after an induced failure (in a
 # subshell, and in a separate process without lib.sh), after SIGKILL (natlab_cleanup_stale, which
@@ -101,8 +103,11 @@ natlab_router v6b --ipv6
 natlab_host v6b-h1 v6b
 natlab_router v6e --ipv6 --filtering eif
 natlab_host v6e-h1 v6e
+# miniupnpd on a symmetric router.
+natlab_router up --mapping apdm --upnp
+natlab_host up-h1 up
 t1=$(ztna_now_ms)
-ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 8 routers) set up in $((t1 - t0)) ms"
+ztna_log "lab: ${#NATLAB_NSS[@]} namespaces (${#routers[@]} + 9 routers) set up in $((t1 - t0)) ms"
 
 # spawn_reflect NAME HOST [reflect args...]: a reflector in HOST's namespace; waits until ready.
 spawn_reflect() {
@@ -117,6 +122,7 @@ spawn_reflect() {
 spawn_reflect reflector refl "$A1:$P1" "$A1:$P2" "$A2:$P1" "$A2:$P2" \
   "[$B1]:$P1" "[$B1]:$P2" "[$B2]:$P1" "[$B2]:$P2"
 spawn_reflect inter-refl intermediate "$INTER:$P1" "[$INTER6]:$P1"
+spawn_reflect up-h1 up-h1 "0.0.0.0:$P3"
 spawn_reflect peer-refl peer "$PEER:$P1"
 
 # Every h2 serves on its own socket, after learning its mapping from A1:P1 (for hairpinning).
@@ -420,6 +426,60 @@ seen=$(natlab_exec v6a-h1 "${probe[@]}" probe obs "[$B1]:$P1" | awk 'NR == 2 { p
 ztna_log "IPv6: v6a-h1 seen as $v6_seen (IPv4 as $v4_seen); apdf: answers only, eif: any endpoint; unsolicited dropped; simultaneous open through two firewalls; natlab_block keeps [$INTER6]"
 
 # ---------------------------------------------------------------------------------------------
+# UPnP-IGD, NAT-PMP and PCP on a symmetric router
+
+up_wan=$(natlab_public_addr up)
+up_gw=$(natlab_addr up)
+up_lan=$(natlab_addr up-h1)
+up_url=$(natlab_upnp_url up)
+# upnp_seen SRC PORT: the source the listener on up-h1 (port P3) saw of a request from the
+# public host at SRC to the router's WAN:PORT, or "none".
+upnp_seen() {
+  natlab_exec refl "${probe[@]}" probe --bind "$1:0" --timeout 0.5 obs "$up_wan:$2" |
+    awk 'NR == 2 { print $3 }'
+}
+# upnp_open WHAT PORT: the mapping lets both reflector addresses in; upnp_closed WHAT PORT.
+upnp_open() {
+  local a seen
+  for a in "$A1" "$A2"; do
+    seen=$(upnp_seen "$a" "$2")
+    [[ $seen == "$a":* ]] || ztna_fail "$1: $up_wan:$2 from $a reached '$seen', not the listener"
+  done
+}
+upnp_closed() {
+  local seen
+  seen=$(upnp_seen "$A1" "$2")
+  [[ $seen == none ]] || ztna_fail "$1: $up_wan:$2 is open ($seen)"
+}
+upnp_closed "before any mapping" 41000
+out=$(natlab_exec up-h1 upnpc -u "$up_url" -a "$up_lan" "$P3" 41000 UDP 2>&1) ||
+  ztna_fail "upnpc -a failed: $out"
+[[ $out == *"41000 UDP is redirected to internal $up_lan:$P3"* ]] || ztna_fail "upnpc -a: $out"
+upnp_open "UPnP mapping" 41000
+out=$(natlab_exec up-h1 upnpc -u "$up_url" -d 41000 UDP 2>&1) || ztna_fail "upnpc -d failed: $out"
+upnp_closed "UPnP mapping deleted" 41000
+upnp_closed "before the NAT-PMP mapping" 42000
+out=$(natlab_exec up-h1 natpmpc -g "$up_gw" -a 42000 "$P3" udp 3600 2>&1) || ztna_fail "natpmpc -a failed: $out"
+[[ $out == *"Mapped public port 42000 protocol UDP to local port $P3"* ]] || ztna_fail "natpmpc -a: $out"
+upnp_open "NAT-PMP mapping" 42000
+out=$(natlab_exec up-h1 natpmpc -g "$up_gw" -a 42000 "$P3" udp 0 2>&1) || ztna_fail "natpmpc delete failed: $out"
+upnp_closed "NAT-PMP mapping deleted" 42000
+out=$(natlab_exec up-h1 "${probe[@]}" probe pcp "$up_gw" "$P3" 43000 600 | awk 'NR == 2')
+[[ $out == "pcp $up_gw result 0 external $up_wan:43000 "* ]] || ztna_fail "PCP MAP: $out"
+upnp_open "PCP mapping" 43000
+out=$(natlab_exec up-h1 "${probe[@]}" probe pcp "$up_gw" "$P3" 43000 0 | awk 'NR == 2')
+[[ $out == "pcp $up_gw result 0 "* ]] || ztna_fail "PCP MAP delete: $out"
+upnp_closed "PCP mapping deleted" 43000
+# Unmapped traffic: still a new port per remote endpoint.
+out=$(natlab_exec up-h1 "${probe[@]}" probe obs "$A1:$P1" obs "$A2:$P1")
+mapfile -t L <<<"$out"
+e1=$(awk '{ print $3 }' <<<"${L[1]}")
+e2=$(awk '{ print $3 }' <<<"${L[2]}")
+[[ $e1 == "$up_wan":* && $e2 == "$up_wan":* && $e1 != "$e2" ]] ||
+  ztna_fail "the UPnP router is no longer symmetric: $e1 / $e2"
+ztna_log "UPnP-IGD (upnpc), NAT-PMP (natpmpc) and PCP MAP on an apdm router: each mapping opens $up_wan:port to every endpoint, deleting it closes it; other flows still apdm ($e1, $e2)"
+
+# ---------------------------------------------------------------------------------------------
 # Double NAT, public peer, block/unblock, flush
 
 out=$(natlab_exec dn-h1 "${probe[@]}" probe obs "$A1:$P1" obs "$A2:$P1" new obs "$A1:$P1" poke "$A1:$P1" 1)
@@ -586,7 +646,7 @@ n=$(natlab__list_ns "$killed_prefix" | grep -c . || true)
 ((n > 0)) || ztna_fail "the killed run left nothing to clean (test is wrong)"
 kdir=$NATLAB_RUN_BASE/zl$kpid
 kprocs=()
-for f in "$kdir"/*.pid; do
+for f in "$kdir"/*.proc; do
   read -r p _ <"$f"
   natlab__running "$p" || ztna_fail "delay link $p of the killed run is not running (test is wrong)"
   kprocs+=("$p")

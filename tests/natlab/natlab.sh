@@ -38,7 +38,7 @@
 #                                 addresses natlab_block keeps
 #   natlab_router NAME [--mapping eim|adm|apdm|seq] [--filtering eif|adf|apdf] [--firewall on|off]
 #                 [--hairpin on|off] [--upstream ROUTER] [--cgnat] [--lan A.B.C.0/24] [--wan IP]
-#                 [--udp-timeout S] [--delay MS] [--loss PCT] [--loss-seed N] [--ipv6]
+#                 [--udp-timeout S] [--delay MS] [--loss PCT] [--loss-seed N] [--ipv6] [--upnp]
 #                                 a NAT router (defaults: eim, apdf, firewall on, hairpin on;
 #                                 upstream: the internet). --cgnat puts its LAN in 100.64.0.0/10.
 #                                 --udp-timeout sets conntrack's UDP timeouts (unreplied and
@@ -48,7 +48,11 @@
 #                                 them each way (see "WAN link delay and loss"); --loss-seed
 #                                 seeds the drops. --ipv6: also IPv6, routed behind a stateful
 #                                 firewall (see "IPv6"); behind --upstream only if that router
-#                                 has --ipv6 too
+#                                 has --ipv6 too. --upnp: miniupnpd serves UPnP-IGD, NAT-PMP and
+#                                 PCP to the LAN (see "Port mapping protocols")
+#   natlab_upnp_url ROUTER        the rootDesc.xml URL of ROUTER's miniupnpd (upnpc -u URL)
+#   natlab_stun_server            start the lab's STUN server (idempotent; --upnp does it):
+#                                 203.0.113.2 and .3, ports 3478 and 3479, RFC 5780 CHANGE-REQUEST
 #   natlab_host NAME ROUTER       a LAN host behind ROUTER (any number per router)
 #   natlab_lone_host NAME ADDR/LEN...  a namespace linked to nothing else: lo up, and a veth pair
 #                                 lone0/lone1 whose lone0 holds the addresses (IPv4 and/or
@@ -76,7 +80,8 @@
 #                                 mapping/filtering tables)
 #   natlab_mappings ROUTER        prints ROUTER's endpoint mappings (external port -> internal)
 #   natlab_conntrack ROUTER [ARGS...]  conntrack -L ARGS inside ROUTER's namespace
-#   natlab_down                   stop the lab's own processes (delay links), remove every
+#   natlab_down                   stop the lab's own processes (delay links, miniupnpd, STUN
+#                                 server), remove every
 #                                 namespace of this run (idempotent)
 #   natlab_cleanup_stale          remove namespaces (and stop the lab processes) of runs whose
 #                                 shell is gone
@@ -103,6 +108,7 @@
 #                 next port of one counter (numgen inc), 20000, 20001, ... 24095, then 20000 again.
 #                 A host that sees its port toward one endpoint can predict the next one, unless
 #                 other flows through the router took it first.
+#   The router's own packets (source: its WAN address) are never translated.
 #   filtering     every packet sent out of wan records its mapping in dynamic maps (a filter chain
 #                 in postrouting after srcnat, from the conntrack tuples):
 #                 @mapping (external port -> internal endpoint), @adf (external port . remote
@@ -142,6 +148,25 @@
 #   sent to (sets @out and @out_adf, with the mapping lifetime). --firewall off: no filtering.
 #   --mapping and --hairpin do not apply (no translation).
 #
+# Port mapping protocols (--upnp; IPv4)
+#   miniupnpd (Debian's miniupnpd-nftables) runs in the router's namespace in the foreground,
+#   started and stopped by PID like the delay links, with its configuration, leases and pid file
+#   in NATLAB_RUN_DIR: UPnP-IGD (HTTP on LAN:5000, SSDP), NAT-PMP and PCP (port 5351) on lan,
+#   external interface wan, secure mode (a client maps ports to itself only), ports 1024-65535.
+#   Its rules live in table inet miniupnpd: DNAT in a prerouting chain at dstnat - 5 (before the
+#   lab's eif/adf DNAT, so a mapping wins), the forward chain at filter - 5 (the lab's forward
+#   chain accepts DNATed packets anyway), PCP PEER SNAT at srcnat - 5. A mapped WAN port reaches
+#   the internal endpoint from any remote endpoint, whatever --mapping/--filtering say; all other
+#   traffic keeps them. miniupnpd refuses to forward ports when its WAN address is private or
+#   reserved, which TEST-NET-3 is, unless STUN shows the address is reachable as it is: so it
+#   checks with the lab's STUN server (natlab_stun_server, started on first use), whose answers
+#   from the other address/port the router's input chain lets in. Behind another NAT that check
+#   fails, as it would in the field, and miniupnpd forwards nothing (logged).
+#   Clients: miniupnpc (upnpc) reports the IGD as "not connected" because the external address
+#   is reserved: UPNP_GetValidIGD returns 2 and `upnpc -a` after discovery gives up; give it the
+#   URL (upnpc -u "$(natlab_upnp_url R)") or accept 2. natpmpc -g <router LAN address> works as
+#   is. natprobe.py's pcp step sends PCP MAP requests.
+#
 # WAN link delay and loss (the kernel has no netem)
 #   --delay MS / --loss PCT route the router's WAN link through its wire namespace, where
 #   ztna-delay-link (tests/tools/delay_link.cpp, from the build tree: ZTNA_BUILD_DIR as lib.sh
@@ -172,6 +197,8 @@
 #   - Mapping lifetime: the nft maps live 120 s (or --udp-timeout) after the last outbound
 #     packet, conntrack 30 s unreplied / 120 s otherwise; an eif/adf mapping can thus outlive a
 #     conntrack entry that Linux would already have reused.
+#   - A port mapping (--upnp) is inbound only: flows the internal endpoint starts still get the
+#     router's --mapping (a random port on apdm), not the mapped port. No IPv6 pinholes.
 #   - IPv6 routers do not announce anything (no RA): hosts get a static default route. The IPv6
 #     filtering sets are not shown by natlab_mappings.
 #   - Delay and loss only on routers' WAN links: constant delay (no jitter, no reordering),
@@ -188,19 +215,21 @@
 # builds something). Callers with their own trap may simply call natlab_down from it. NATLAB_NO_TRAP=1: install nothing. Subshells: a subshell
 # that calls natlab_init gets a lab (and prefix) of its own, removed when it exits; the parent's
 # lab is left alone, and building calls for the parent's lab fail there.
-# Lab processes. The lab runs some processes itself (the delay links): each is started by PID in
-# the background with a parent-death signal (none with ZTNA_DETACH=1, for a lab left up on
-# purpose), its pid and start time in NATLAB_RUN_DIR (/run/natlab/zl<pid>: pid files, logs,
-# configuration). natlab_down stops exactly those (SIGTERM, SIGKILL after 5 s) before it removes
-# the namespaces, fails if one had died or did not exit 0, and copies their output to
-# $ZTNA_TMP/logs/natlab-NAME.log when lib.sh is in use. natlab_cleanup_stale stops those of dead
-# runs (a recorded pid whose start time still matches). Any other process is never killed:
-# natlab_down reports those still inside a lab namespace (that namespace then lives on,
-# unreachable, until they exit). Run processes in the lab with
-# `ip netns exec "$(natlab_ns NAME)" CMD` (ztna_spawn records the right PID: ip execs CMD).
+# Lab processes. The lab runs some processes itself (the delay links, miniupnpd and the STUN
+# server): each is started by PID in the background with a parent-death signal (none with
+# ZTNA_DETACH=1, for a lab left up on purpose), its pid and start time recorded in
+# NATLAB_RUN_DIR (/run/natlab/zl<pid>: NAME.proc records, logs, configuration). natlab_down stops
+# exactly those (SIGTERM, SIGKILL after 5 s) before it removes the namespaces, fails if one had
+# died or did not exit 0, and copies their output to $ZTNA_TMP/logs/natlab-NAME.log when lib.sh
+# is in use. natlab_cleanup_stale stops those of dead runs (a recorded pid whose start time still
+# matches). Any other process is never killed: natlab_down reports those still inside a lab
+# namespace (that namespace then lives on, unreachable, until they exit). Run processes in the
+# lab with `ip netns exec "$(natlab_ns NAME)" CMD` (ztna_spawn records the right PID: ip execs
+# CMD).
 #
 # Environment: NATLAB_VERBOSE=1 logs every step; NATLAB_PYTHON (default: ZTNA_PYTHON, else
-# /usr/bin/python3, else python3) for natprobe.py; ZTNA_BUILD_DIR or NATLAB_DELAY_LINK for
+# /usr/bin/python3, else python3) for natprobe.py and the STUN server; ZTNA_BUILD_DIR or
+# NATLAB_DELAY_LINK for
 # ztna-delay-link; NATLAB_RUN_BASE (default /run/natlab) for the run directories.
 
 set -euo pipefail
@@ -236,12 +265,19 @@ if [[ -z ${NATLAB_LOADED:-} ]]; then
   declare -gA NATLAB_DELAY=()     # router -> "delay_ms loss_pct" of its WAN link, if it has one
   # IPv6 (--ipv6): the internet is 2001:db8::/64, router number N's LAN 2001:db8:N::/64.
   NATLAB_INET6_PREFIX=2001:db8:
-  declare -gA NATLAB_IP6=()       # name -> IPv6 address (public: first; host: LAN; router: LAN side)
+  declare -gA NATLAB_IP6=()       # name -> IPv6 address (public: first; host: LAN; router: LAN)
   declare -gA NATLAB_WAN6=()      # router -> WAN IPv6 address
   declare -gA NATLAB_LAN6=()      # router -> its LAN's /64 as "2001:db8:N:" (append ":HOST")
-  declare -ga NATLAB_ROUTES6=()   # "PREFIX VIA": every IPv6 node on the internet routes PREFIX via VIA
-  # Processes the lab itself runs (delay links): pid files, logs and configuration in
-  # NATLAB_RUN_DIR, which lives as long as the namespaces do (/run, like /run/netns).
+  declare -ga NATLAB_ROUTES6=()   # "PREFIX VIA": IPv6 nodes on the internet route PREFIX via VIA
+  # The lab's STUN server (natlab_stun_server): two addresses x two ports on the internet.
+  NATLAB_STUN_IPS=(203.0.113.2 203.0.113.3)
+  NATLAB_STUN_PORTS=(3478 3479)
+  NATLAB_STUN_UP=""
+  NATLAB_UPNP_HTTP_PORT=5000
+  declare -gA NATLAB_UPNP=()      # router -> 1 if it runs miniupnpd (--upnp)
+  # Processes the lab itself runs (delay links, miniupnpd, STUN): records, logs and
+  # configuration in NATLAB_RUN_DIR, which lives as long as the namespaces do (/run, like
+  # /run/netns).
   NATLAB_RUN_BASE=${NATLAB_RUN_BASE:-/run/natlab}
   NATLAB_RUN_DIR=""
   NATLAB_GOT_BIN=""
@@ -394,13 +430,13 @@ natlab__starttime() {
   echo "${f[19]}"
 }
 
-# natlab__kill_recorded DIR: stop the processes recorded in DIR/*.pid ("PID STARTTIME") that
+# natlab__kill_recorded DIR: stop the processes recorded in DIR/*.proc ("PID STARTTIME") that
 # are still those processes, then remove DIR. For runs whose shell is gone.
 natlab__kill_recorded() {
   local dir=$1 f pid start now deadline
   [[ -d $dir ]] || return 0
   local -a pids=()
-  for f in "$dir"/*.pid; do
+  for f in "$dir"/*.proc; do
     [[ -f $f ]] || continue
     read -r pid start <"$f" || continue
     [[ $pid =~ ^[0-9]+$ ]] || continue
@@ -419,8 +455,9 @@ natlab__kill_recorded() {
   rm -rf "$dir"
 }
 
-# natlab__spawn NAME NS CMD...: run CMD in the background in namespace NS (network only),
-# output in NATLAB_RUN_DIR/NAME.log; records its PID and start time in NAME.pid. Like lib.sh's
+# natlab__spawn NAME NS CMD...: run CMD in the background in namespace NS (ip netns exec, which
+# execs CMD, so the PID is CMD's; and gives it the namespace's /sys, which miniupnpd reads),
+# output in NATLAB_RUN_DIR/NAME.log; records its PID and start time in NAME.proc. Like lib.sh's
 # processes it gets a parent-death signal (unless ZTNA_DETACH is set), so it cannot outlive a
 # killed shell; natlab_down stops it, and natlab_cleanup_stale stops one a dead run left.
 natlab__spawn() {
@@ -431,12 +468,11 @@ natlab__spawn() {
   if [[ -z ${ZTNA_DETACH:-} ]] && command -v setpriv >/dev/null 2>&1; then
     pre=(setpriv --pdeathsig TERM --)
   fi
-  "${pre[@]}" nsenter --net="$NATLAB_NETNS_DIR/$ns" -- "$@" \
-    </dev/null >"$NATLAB_RUN_DIR/$name.log" 2>&1 &
+  "${pre[@]}" ip netns exec "$ns" "$@" </dev/null >"$NATLAB_RUN_DIR/$name.log" 2>&1 &
   local pid=$! start
   # Not reaped yet, so even a process that failed at once still has its /proc entry.
   start=$(natlab__starttime "$pid") || natlab__fail "$name (pid $pid) vanished"
-  echo "$pid $start" >"$NATLAB_RUN_DIR/$name.pid"
+  echo "$pid $start" >"$NATLAB_RUN_DIR/$name.proc"
   NATLAB_PROCS+=("$name")
   NATLAB_PID[$name]=$pid
   natlab__vlog "started $name (pid $pid) in $ns: $*"
@@ -567,6 +603,8 @@ natlab__reset() {
   NATLAB_LAN6=()
   NATLAB_ROUTES6=()
   NATLAB_INTERMEDIATE_IP6=""
+  NATLAB_STUN_UP=""
+  NATLAB_UPNP=()
   NATLAB_PROCS=()
   NATLAB_PID=()
   NATLAB_SEQ=0
@@ -813,7 +851,7 @@ natlab_router() {
   shift
   natlab__check_name "$name"
   local mapping=eim filtering=apdf firewall=on hairpin=on up=internet lan="" wan="" cgnat=0
-  local udp_timeout="" delay="" loss="" seed="" v6=""
+  local udp_timeout="" delay="" loss="" seed="" v6="" upnp=""
   while (($#)); do
     case $1 in
     --mapping) mapping=${2:-} ;;
@@ -837,6 +875,11 @@ natlab_router() {
       shift
       continue
       ;;
+    --upnp)
+      upnp=1
+      shift
+      continue
+      ;;
     *) natlab__fail "natlab_router $name: unknown option '$1'" ;;
     esac
     (($# >= 2)) || natlab__fail "natlab_router $name: $1 needs a value"
@@ -848,6 +891,11 @@ natlab_router() {
   [[ $hairpin =~ ^(on|off)$ ]] || natlab__fail "router $name: --hairpin on|off, not '$hairpin'"
   [[ -z $udp_timeout || $udp_timeout =~ ^[1-9][0-9]*$ ]] || natlab__fail "router $name: bad --udp-timeout"
   [[ $up == internet ]] || natlab__need_kind "$up" router
+  if [[ -n $upnp ]]; then
+    command -v miniupnpd >/dev/null 2>&1 ||
+      natlab__fail "router $name: --upnp needs miniupnpd (Debian package miniupnpd-nftables, from scripts/install-deps)"
+    natlab__check_name "$name-upnp"
+  fi
   local wire=""
   if [[ -n $delay$loss$seed ]]; then
     [[ -z $delay || $delay =~ ^[0-9]+(\.[0-9]+)?$ ]] || natlab__fail "router $name: bad --delay '$delay' (ms)"
@@ -934,12 +982,89 @@ EOF
       "net.netfilter.nf_conntrack_udp_timeout_stream=$udp_timeout"
   fi
   local rules
-  rules=$(natlab__ruleset "$wan" "$mapping" "$filtering" "$firewall" "$hairpin" "$mt" "$ct" "$v6")
+  rules=$(natlab__ruleset "$wan" "$mapping" "$filtering" "$firewall" "$hairpin" "$mt" "$ct" "$v6" "$upnp")
   local out
   if ! out=$(natlab__nsx "$ns" nft -f - 2>&1 <<<"$rules"); then
     natlab__fail "nftables ruleset for router $name rejected: $out"$'\n'"$rules"
   fi
-  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin${v6:+, IPv6 wan $wan6 lan ${lan6}:/64}${wire:+, WAN link delay ${delay:-0} ms loss ${loss:-0}%}"
+  [[ -z $upnp ]] || natlab__upnp "$name"
+  natlab__vlog "router $name: wan $wan (upstream $up), lan $lan.0/24, $mapping/$filtering firewall $firewall hairpin $hairpin${v6:+, IPv6 wan $wan6 lan ${lan6}:/64}${wire:+, WAN link delay ${delay:-0} ms loss ${loss:-0}%}${upnp:+, UPnP-IGD/NAT-PMP/PCP}"
+}
+
+natlab_stun_server() {
+  natlab__need_init
+  [[ -z $NATLAB_STUN_UP ]] || return 0
+  natlab_internet
+  local ip port batch="" ns=${NATLAB_PREFIX}internet
+  local -a eps=()
+  for ip in "${NATLAB_STUN_IPS[@]}"; do
+    [[ -z ${NATLAB_USED_IP[$ip]:-} ]] || natlab__fail "the STUN server's address $ip is taken"
+    batch+="addr add $ip/24 dev br0"$'\n'
+    for port in "${NATLAB_STUN_PORTS[@]}"; do
+      eps+=("$ip:$port")
+    done
+  done
+  natlab__ip "$ns" "STUN server addresses" <<<"$batch"
+  for ip in "${NATLAB_STUN_IPS[@]}"; do
+    NATLAB_USED_IP[$ip]=1
+  done
+  natlab__spawn stun "$ns" "$NATLAB_PYTHON" "$NATLAB_PROBE" stun --ready "$NATLAB_RUN_DIR/stun.ready" \
+    "${eps[@]}"
+  natlab__wait_file stun "$NATLAB_RUN_DIR/stun.ready"
+  NATLAB_STUN_UP=1
+  natlab__vlog "STUN server on ${eps[*]}"
+}
+
+natlab_upnp_url() {
+  natlab__need_kind "$1" router
+  [[ -n ${NATLAB_UPNP[$1]:-} ]] || natlab__fail "router '$1' runs no miniupnpd (--upnp)"
+  echo "http://${NATLAB_IP[$1]}:$NATLAB_UPNP_HTTP_PORT/rootDesc.xml"
+}
+
+# natlab__upnp ROUTER: miniupnpd in ROUTER's namespace (UPnP-IGD, NAT-PMP and PCP on the LAN,
+# external interface wan), with its configuration, leases and pid file in NATLAB_RUN_DIR. It
+# refuses to forward ports when its WAN address is private or reserved, as the lab's TEST-NET
+# addresses are, unless STUN shows the address is reachable as it is: hence the lab's STUN server
+# (its answers from the other address and port are let in by the router's input chain).
+natlab__upnp() {
+  local r=$1 p=$1-upnp ns=$NATLAB_PREFIX$1 conf uuid
+  natlab_stun_server
+  mkdir -p "$NATLAB_RUN_DIR"
+  conf=$NATLAB_RUN_DIR/$p.conf
+  uuid=$(</proc/sys/kernel/random/uuid)
+  cat >"$conf" <<EOF
+ext_ifname=wan
+listening_ip=lan
+http_port=$NATLAB_UPNP_HTTP_PORT
+enable_upnp=yes
+enable_natpmp=yes
+ipv6_disable=yes
+secure_mode=yes
+system_uptime=no
+ext_perform_stun=yes
+ext_stun_host=${NATLAB_STUN_IPS[0]}
+ext_stun_port=${NATLAB_STUN_PORTS[0]}
+upnp_table_name=miniupnpd
+upnp_nat_table_name=miniupnpd
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+lease_file=$NATLAB_RUN_DIR/$p.leases
+uuid=$uuid
+allow 1024-65535 ${NATLAB_LAN[$r]}.0/24 1024-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+  natlab__spawn "$p" "$ns" miniupnpd -d -f "$conf" -P "$NATLAB_RUN_DIR/$p.daemon-pid"
+  local log=$NATLAB_RUN_DIR/$p.log pid=${NATLAB_PID[$p]} deadline
+  deadline=$(($(natlab__now_ms) + 10000))
+  until grep -q "Listening for NAT-PMP/PCP traffic" "$log" 2>/dev/null; do
+    natlab__running "$pid" || natlab__fail "miniupnpd of $r (pid $pid) exited while starting: $(tail -n 20 "$log")"
+    (($(natlab__now_ms) < deadline)) || natlab__fail "miniupnpd of $r (pid $pid) not ready after 10 s: $(tail -n 20 "$log")"
+    sleep 0.01
+  done
+  grep -q "Port forwarding is now enabled" "$log" ||
+    natlab__log "router $r: miniupnpd forwards no ports (its STUN check saw filtering or another NAT in front of it): $(grep STUN "$log" | tail -n 3)"
+  NATLAB_UPNP[$r]=1
 }
 
 # natlab__delay_link_bin: sets NATLAB_GOT_BIN to ztna-delay-link (NATLAB_DELAY_LINK, else from
@@ -989,10 +1114,10 @@ natlab__next_lan_ip() {
   NATLAB_GOT_IP=${NATLAB_LAN[$r]}.$k
 }
 
-# natlab__ruleset WAN MAPPING FILTERING FIREWALL HAIRPIN MAP_TIMEOUT CT_TIMEOUT [v6]: one
-# router's nftables.
+# natlab__ruleset WAN MAPPING FILTERING FIREWALL HAIRPIN MAP_TIMEOUT CT_TIMEOUT [v6] [UPNP]:
+# one router's nftables.
 natlab__ruleset() {
-  local wan=$1 mapping=$2 filtering=$3 firewall=$4 hairpin=$5 mt=$6 ct=$7 v6=${8:-}
+  local wan=$1 mapping=$2 filtering=$3 firewall=$4 hairpin=$5 mt=$6 ct=$7 v6=${8:-} upnp=${9:-}
   local rnd=""
   [[ $mapping == eim ]] || rnd=" fully-random"
   cat <<EOF
@@ -1035,6 +1160,8 @@ EOF
   }
   chain srcnat {
     type nat hook postrouting priority srcnat; policy accept;
+    # The router's own packets (miniupnpd's STUN check) leave as they are.
+    oifname "wan" ip saddr $wan return
 EOF
   [[ $hairpin == off ]] ||
     echo "    iifname \"lan\" oifname \"lan\" ct status dnat snat ip to $wan$rnd"
@@ -1083,6 +1210,12 @@ EOF
   [[ $hairpin == on ]] || echo "    iifname \"lan\" ip daddr $wan meta l4proto udp drop"
   if [[ $firewall == on ]]; then
     echo "    iifname \"wan\" ct state established,related accept"
+    if [[ -n $upnp ]]; then
+      local ips ports
+      ips=$(IFS=,; echo "${NATLAB_STUN_IPS[*]}")
+      ports=$(IFS=,; echo "${NATLAB_STUN_PORTS[*]}")
+      echo "    iifname \"wan\" ip saddr { $ips } udp sport { $ports } accept"
+    fi
     echo "    iifname \"wan\" drop"
   else
     echo "    iifname \"wan\" meta l4proto udp ct state new update @claimed { ip saddr . udp sport }"
@@ -1110,6 +1243,34 @@ table bridge natlab {
   }
 }
 EOF
+  if [[ -n $upnp ]]; then
+    # miniupnpd (nftables backend) adds its rules to these inet chains (IPv4 payload matches,
+    # hence the nfproto guard). Its DNAT runs before the lab's (dstnat - 5): a port mapping wins
+    # over eif/adf, and the forward chain then accepts the packet as DNATed (ct status dnat);
+    # PCP PEER SNAT runs before the lab's mapping (srcnat - 5).
+    cat <<EOF
+table inet miniupnpd {
+  chain miniupnpd {
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+  chain forward {
+    type filter hook forward priority filter - 5; policy accept;
+    meta nfproto ipv4 jump miniupnpd
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat - 5; policy accept;
+    meta nfproto ipv4 jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat - 5; policy accept;
+    meta nfproto ipv4 jump postrouting_miniupnpd
+  }
+}
+EOF
+  fi
   [[ -n $v6 ]] || return 0
   # IPv6: routed, no NAT66; a stateful firewall as on home routers.
   cat <<EOF

@@ -13,6 +13,11 @@ reflect [--ready FILE] [--learn IP:PORT --mapped FILE] IP:PORT...
     has and writes "<ip>:<port>" to the --mapped file. --ready is written (atomically) once it
     serves. Exits 0 on SIGTERM.
 
+stun [--ready FILE] IP1:PORT1 IP1:PORT2 IP2:PORT1 IP2:PORT2
+    A STUN Binding server (RFC 5389) on two addresses x two ports that honours CHANGE-REQUEST
+    (RFC 5780 / 3489): the answer, with MAPPED-ADDRESS, XOR-MAPPED-ADDRESS and OTHER-ADDRESS,
+    leaves from the socket of the other address and/or port when asked. Exits 0 on SIGTERM.
+
 probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
     One UDP socket (default 0.0.0.0:0, or [::]:0 if the first endpoint of the steps is IPv6)
     runs the steps in order and prints one line for each,
@@ -30,17 +35,28 @@ probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
                             "PUNCH <heard>" every 100 ms from the start (heard: 1 once a PUNCH
                             of the other arrived); done when each has heard the other (sends
                             three more to make sure the other learns it), or after --timeout.
+      pcp GW IPORT EPORT LIFETIME
+                        ->  "pcp GW result <code> external <ip>:<port> lifetime <s>" (or "pcp GW
+                            none"): a PCP MAP request (RFC 6887) for UDP to the gateway GW
+                            (port 5351) from a socket of its own: map internal port IPORT,
+                            suggesting external port EPORT, for LIFETIME seconds (0 deletes;
+                            the nonce derives from the internal endpoint, so a later request
+                            renews or deletes the mapping).
+                            Result code 0 is success.
       new               ->  "local <ip>:<port>": continue on a fresh socket (new local port).
       timeout S         ->  (no output) use S as --timeout for the following steps.
     Requests are repeated every 100 ms until answered or --timeout seconds pass.
 """
 
 import argparse
+import hashlib
+import ipaddress
 import os
 import select
 import signal
 import socket
 import statistics
+import struct
 import sys
 import time
 
@@ -170,6 +186,41 @@ def same_endpoint(a, b):
         return False
 
 
+def pcp_map(gateway, iport, eport, lifetime, timeout):
+    """One PCP MAP request for UDP; returns (result, external ip, external port, lifetime)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect((gateway, 5351))
+        client = ipaddress.IPv6Address("::ffff:" + s.getsockname()[0]).packed
+        # The same nonce for the same internal endpoint: renewing or deleting a mapping needs the
+        # nonce that created it.
+        nonce = hashlib.sha256(client + struct.pack("!H", iport)).digest()[:12]
+        any_addr = ipaddress.IPv6Address("::ffff:0.0.0.0").packed
+        req = (struct.pack("!BBHI", 2, 1, 0, lifetime) + client + nonce
+               + struct.pack("!B3xHH", 17, iport, eport) + any_addr)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.send(req)
+            r, _, _ = select.select([s], [], [], min(0.25, max(0.0, deadline - time.monotonic())))
+            if not r:
+                continue
+            try:
+                data = s.recv(1100)
+            except OSError:
+                continue
+            if len(data) < 60 or data[1] != 0x81 or data[24:36] != nonce:
+                continue
+            result = data[3]
+            life = struct.unpack("!I", data[4:8])[0]
+            ext_port = struct.unpack("!H", data[42:44])[0]
+            ext_ip = ipaddress.IPv6Address(data[44:60])
+            ext = str(ext_ip.ipv4_mapped or ext_ip)
+            return result, ext, ext_port, life
+        return None
+    finally:
+        s.close()
+
+
 def first_endpoint(steps):
     for word in steps:
         if word.count(":") >= 1 and word[0] in "[0123456789":
@@ -204,6 +255,14 @@ def probe(args):
             else:
                 stats = "median none min none max none"
             print("rtt", dest, "sent", count, "got", len(times), stats, flush=True)
+        elif op == "pcp":
+            gw, iport, eport, life = steps.pop(0), steps.pop(0), steps.pop(0), steps.pop(0)
+            got = pcp_map(gw, int(iport), int(eport), int(life), args.timeout)
+            if got is None:
+                print("pcp", gw, "none", flush=True)
+            else:
+                print("pcp", gw, "result", got[0], "external", fmt(got[1:3]), "lifetime", got[3],
+                      flush=True)
         elif op == "punch":
             dest = steps.pop(0)
             ok = punch(sock, endpoint(dest), args.timeout)
@@ -277,6 +336,64 @@ def reflect(args):
                 s.sendto(f"OBS {words[1]} {fmt(src)}".encode(), src)
 
 
+STUN_COOKIE = 0x2112A442
+
+
+def stun_addr_attr(kind, addr, xor=False):
+    ip = ipaddress.ip_address(addr[0])
+    raw, port = ip.packed, addr[1]
+    if xor:
+        port ^= STUN_COOKIE >> 16
+        key = struct.pack("!I", STUN_COOKIE)
+        raw = bytes(b ^ key[i % 4] for i, b in enumerate(raw)) if ip.version == 4 else None
+    if raw is None:
+        return b""  # XOR over IPv6 also needs the transaction id: MAPPED-ADDRESS suffices
+    value = struct.pack("!BBH", 0, 1 if ip.version == 4 else 2, port) + raw
+    return struct.pack("!HH", kind, len(value)) + value
+
+
+def stun(args):
+    if len(args.endpoints) != 4:
+        sys.exit("natprobe: stun needs IP1:PORT1 IP1:PORT2 IP2:PORT1 IP2:PORT2")
+    socks = []
+    for ep in args.endpoints:
+        s = new_socket(ep)
+        s.bind(endpoint(ep))
+        socks.append(s)
+    if args.ready:
+        write_atomically(args.ready, " ".join(fmt(s.getsockname()) for s in socks))
+    while True:
+        r, _, _ = select.select(socks, [], [])
+        for s in r:
+            try:
+                data, src = s.recvfrom(2048)
+            except OSError:
+                continue
+            if len(data) < 20:
+                continue
+            kind, length, cookie = struct.unpack("!HHI", data[:8])
+            if kind != 0x0001 or cookie != STUN_COOKIE or len(data) < 20 + length:
+                continue
+            change_ip = change_port = 0
+            pos = 20
+            while pos + 4 <= 20 + length:
+                attr, alen = struct.unpack("!HH", data[pos:pos + 4])
+                if attr == 0x0003 and alen == 4:
+                    flags = struct.unpack("!I", data[pos + 4:pos + 8])[0]
+                    change_ip, change_port = (flags >> 2) & 1, (flags >> 1) & 1
+                pos += 4 + ((alen + 3) & ~3)
+            i = socks.index(s)
+            out = socks[(i ^ (2 * change_ip)) ^ change_port]
+            other = socks[i ^ 3].getsockname()
+            attrs = (stun_addr_attr(0x0001, src) + stun_addr_attr(0x0020, src, xor=True)
+                     + stun_addr_attr(0x802C, other))
+            reply = struct.pack("!HHI", 0x0101, len(attrs), STUN_COOKIE) + data[8:20] + attrs
+            try:
+                out.sendto(reply, src[:2])
+            except OSError:
+                pass
+
+
 def write_atomically(path, text):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -293,6 +410,9 @@ def main():
     p.add_argument("--timeout", type=float, default=2.0)
     p.add_argument("--window", type=float, default=0.3)
     p.add_argument("steps", nargs="+")
+    t = sub.add_parser("stun")
+    t.add_argument("--ready")
+    t.add_argument("endpoints", nargs="+")
     r = sub.add_parser("reflect")
     r.add_argument("--ready")
     r.add_argument("--learn")
@@ -301,6 +421,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "probe":
         probe(args)
+    elif args.cmd == "stun":
+        stun(args)
     else:
         if args.learn and not args.mapped:
             ap.error("--learn needs --mapped")
