@@ -49,13 +49,10 @@ probe [--bind IP:PORT] [--timeout S] [--window S] STEP...
 """
 
 import argparse
-import hashlib
-import ipaddress
 import os
 import select
 import signal
 import socket
-import statistics
 import struct
 import sys
 import time
@@ -191,6 +188,9 @@ def pcp_map(gateway, iport, eport, lifetime, timeout):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.connect((gateway, 5351))
+        import hashlib
+        import ipaddress
+
         client = ipaddress.IPv6Address("::ffff:" + s.getsockname()[0]).packed
         # The same nonce for the same internal endpoint: renewing or deleting a mapping needs the
         # nonce that created it.
@@ -250,8 +250,9 @@ def probe(args):
             dest, count, ms = steps.pop(0), int(steps.pop(0)), float(steps.pop(0))
             times = sorted(rtt(sock, endpoint(dest), count, ms / 1000.0, args.timeout))
             if times:
-                stats = "median %.2f min %.2f max %.2f" % (
-                    statistics.median(times), times[0], times[-1])
+                mid = len(times) // 2
+                median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+                stats = "median %.2f min %.2f max %.2f" % (median, times[0], times[-1])
             else:
                 stats = "median none min none max none"
             print("rtt", dest, "sent", count, "got", len(times), stats, flush=True)
@@ -340,6 +341,8 @@ STUN_COOKIE = 0x2112A442
 
 
 def stun_addr_attr(kind, addr, xor=False):
+    import ipaddress
+
     ip = ipaddress.ip_address(addr[0])
     raw, port = ip.packed, addr[1]
     if xor:
