@@ -98,6 +98,20 @@ void write_xor_address(ByteWriter& w, const Address& a, const StunTransactionId&
     w.u8(static_cast<uint8_t>(static_cast<uint8_t>(ip[i]) ^ pad[i]));
 }
 
+// MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS share this layout, without the XOR
+// (RFC 8489 §14.1, RFC 5780 §7.3, §7.4).
+void write_plain_address(ByteWriter& w, uint16_t type, const Address& a) {
+  const std::string ip = a.ip_bytes();
+  if (ip.size() != 4 && ip.size() != 16)
+    throw std::invalid_argument("encode_stun: attribute " + hex16(type) +
+                                " has no IPv4/IPv6 address");
+  attr_header(w, type, 4 + ip.size());
+  w.u8(0);
+  w.u8(ip.size() == 4 ? kFamilyIpv4 : kFamilyIpv6);
+  w.u16(a.port());
+  w.bytes(ip);
+}
+
 void write_error_code(ByteWriter& w, uint16_t code, const std::string& reason) {
   if (code < 300 || code > 699)
     throw std::invalid_argument("encode_stun: error code must be 300..699 (RFC 8489 §14.8)");
@@ -137,6 +151,41 @@ void write_attributes(ByteWriter& w, const StunMessage& m) {
     attr_header(w, kStunAttrIceControlling, 8);
     w.u64(*m.ice_controlling);
   }
+  // Plain Binding and RFC 5780, after the ICE attributes so that checks keep their bytes.
+  if (m.mapped_address) write_plain_address(w, kStunAttrMappedAddress, *m.mapped_address);
+  if (m.response_origin) write_plain_address(w, kStunAttrResponseOrigin, *m.response_origin);
+  if (m.other_address) write_plain_address(w, kStunAttrOtherAddress, *m.other_address);
+  if (!m.unknown_attributes.empty()) {
+    if (m.unknown_attributes.size() > kMaxStunUnknownAttributes)
+      throw std::invalid_argument("encode_stun: more than 32 UNKNOWN-ATTRIBUTES");
+    attr_header(w, kStunAttrUnknownAttributes, 2 * m.unknown_attributes.size());
+    for (uint16_t t : m.unknown_attributes)
+      w.u16(t);
+    pad_to_4(w, 2 * m.unknown_attributes.size());
+  }
+  if (m.change_request) {
+    attr_header(w, kStunAttrChangeRequest, 4);
+    w.u32((m.change_request->change_ip ? kStunChangeIp : 0) |
+          (m.change_request->change_port ? kStunChangePort : 0));
+  }
+  if (m.response_port) {
+    // The port, then two zero bytes (RFC 5780 §7.5), as deployed clients send it.
+    attr_header(w, kStunAttrResponsePort, 4);
+    w.u16(*m.response_port);
+    w.u16(0);
+  }
+  if (m.software) {
+    if (m.software->size() > kMaxStunSoftware)
+      throw std::invalid_argument("encode_stun: SOFTWARE longer than 763 bytes");
+    attr_header(w, kStunAttrSoftware, m.software->size());
+    w.bytes(*m.software);
+    pad_to_4(w, m.software->size());
+  }
+}
+
+size_t address_attr_size(const std::optional<Address>& a) {
+  if (!a) return 0;
+  return kAttrHeaderSize + 4 + (a->is_v6() ? 16 : 4);
 }
 
 // ---- parsing -----------------------------------------------------------------------------------
@@ -194,6 +243,19 @@ bool next_attribute(ByteReader& r, RawAttribute& a) {
   return r.ok();
 }
 
+Address make_address(const std::array<uint8_t, 16>& ip, size_t ip_size, uint16_t port) {
+  if (ip_size == 4) {
+    const uint32_t v4 =
+        (uint32_t{ip[0]} << 24) | (uint32_t{ip[1]} << 16) | (uint32_t{ip[2]} << 8) | ip[3];
+    return Address::ipv4(v4, port);
+  }
+  sockaddr_in6 sin6{};
+  sin6.sin6_family = AF_INET6;
+  std::memcpy(&sin6.sin6_addr, ip.data(), 16);
+  sin6.sin6_port = htons(port);
+  return Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
+}
+
 bool read_xor_address(const RawAttribute& a, const StunTransactionId& tx, StunMessage& m,
                       std::string& error) {
   ByteReader r(a.value);
@@ -210,18 +272,27 @@ bool read_xor_address(const RawAttribute& a, const StunTransactionId& tx, StunMe
   std::array<uint8_t, 16> ip{};
   for (size_t i = 0; i < ip_size; ++i)
     ip[i] = static_cast<uint8_t>(r.u8() ^ pad[i]);
-  if (ip_size == 4) {
-    const uint32_t v4 =
-        (uint32_t{ip[0]} << 24) | (uint32_t{ip[1]} << 16) | (uint32_t{ip[2]} << 8) | ip[3];
-    m.xor_mapped_address = Address::ipv4(v4, port);
-  } else {
-    sockaddr_in6 sin6{};
-    sin6.sin6_family = AF_INET6;
-    std::memcpy(&sin6.sin6_addr, ip.data(), 16);
-    sin6.sin6_port = htons(port);
-    m.xor_mapped_address =
-        Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin6), sizeof sin6);
+  m.xor_mapped_address = make_address(ip, ip_size, port);
+  return true;
+}
+
+// MAPPED-ADDRESS, RESPONSE-ORIGIN, OTHER-ADDRESS: family 1 with 4 bytes, 2 with 16.
+bool read_plain_address(const RawAttribute& a, std::optional<Address>& out, const char* name,
+                        std::string& error) {
+  ByteReader r(a.value);
+  r.u8(); // reserved
+  const uint8_t family = r.u8();
+  const uint16_t port = r.u16();
+  const size_t ip_size = family == kFamilyIpv4 ? 4 : family == kFamilyIpv6 ? 16 : 0;
+  if (ip_size == 0 || a.value.size() != 4 + ip_size) {
+    error = std::string("malformed ") + name + " (family " + std::to_string(family) + ", " +
+            std::to_string(a.value.size()) + " bytes)";
+    return false;
   }
+  std::array<uint8_t, 16> ip{};
+  for (size_t i = 0; i < ip_size; ++i)
+    ip[i] = r.u8();
+  out = make_address(ip, ip_size, port);
   return true;
 }
 
@@ -256,9 +327,51 @@ uint64_t read_u64(std::span<const uint8_t> v) {
   return r.u64();
 }
 
-// Decodes one attribute we understand into m. Unknown comprehension-optional types are skipped.
-bool read_attribute(const RawAttribute& a, StunMessage& m, std::string& error) {
+// Decodes one attribute we understand into m. Unknown comprehension-optional types are skipped;
+// unknown comprehension-required ones are an error, unless `tolerate_unknown` (a server that
+// answers them with 420 lists them itself).
+bool read_attribute(const RawAttribute& a, StunMessage& m, bool tolerate_unknown,
+                    std::string& error) {
   switch (a.type) {
+  case kStunAttrMappedAddress:
+    return read_plain_address(a, m.mapped_address, "MAPPED-ADDRESS", error);
+  case kStunAttrResponseOrigin:
+    return read_plain_address(a, m.response_origin, "RESPONSE-ORIGIN", error);
+  case kStunAttrOtherAddress:
+    return read_plain_address(a, m.other_address, "OTHER-ADDRESS", error);
+  case kStunAttrUnknownAttributes: {
+    // A list of u16 types with the usual padding; RFC 3489's odd-count duplicate is gone
+    // (RFC 8489 §14.9).
+    if (a.value.size() % 2 != 0 || a.value.size() / 2 > kMaxStunUnknownAttributes) {
+      error = "UNKNOWN-ATTRIBUTES of " + std::to_string(a.value.size()) + " bytes";
+      return false;
+    }
+    ByteReader r(a.value);
+    m.unknown_attributes.clear();
+    while (r.remaining() > 0)
+      m.unknown_attributes.push_back(r.u16());
+    return true;
+  }
+  case kStunAttrChangeRequest: {
+    if (!expect_size(a, 4, error)) return false;
+    const uint32_t flags = ByteReader(a.value).u32();
+    m.change_request =
+        StunChangeRequest{(flags & kStunChangeIp) != 0, (flags & kStunChangePort) != 0};
+    return true;
+  }
+  case kStunAttrResponsePort:
+    // Two bytes of port, then two of padding inside the value as most clients send it; a bare
+    // two-byte value is taken too (RFC 5780 §7.5 can be read either way).
+    if (a.value.size() != 2 && a.value.size() != 4) return expect_size(a, 4, error);
+    m.response_port = ByteReader(a.value).u16();
+    return true;
+  case kStunAttrSoftware:
+    if (a.value.size() > kMaxStunSoftware) {
+      error = "SOFTWARE longer than " + std::to_string(kMaxStunSoftware) + " bytes";
+      return false;
+    }
+    m.software.emplace(reinterpret_cast<const char*>(a.value.data()), a.value.size());
+    return true;
   case kStunAttrUsername:
     if (a.value.size() > kMaxStunUsername) {
       error = "USERNAME longer than " + std::to_string(kMaxStunUsername) + " bytes";
@@ -289,7 +402,7 @@ bool read_attribute(const RawAttribute& a, StunMessage& m, std::string& error) {
   default:
     // RFC 8489 §14: an agent that does not understand a comprehension-required attribute must
     // not process the message (a server would answer 420; a check has nothing to gain from it).
-    if (a.type < 0x8000) {
+    if (a.type < 0x8000 && !tolerate_unknown) {
       error = "unknown comprehension-required attribute " + hex16(a.type);
       return false;
     }
@@ -314,6 +427,20 @@ unsigned seen_bit(uint16_t type) {
     return 1u << 5;
   case kStunAttrIceControlling:
     return 1u << 6;
+  case kStunAttrMappedAddress:
+    return 1u << 7;
+  case kStunAttrResponseOrigin:
+    return 1u << 8;
+  case kStunAttrOtherAddress:
+    return 1u << 9;
+  case kStunAttrUnknownAttributes:
+    return 1u << 10;
+  case kStunAttrChangeRequest:
+    return 1u << 11;
+  case kStunAttrResponsePort:
+    return 1u << 12;
+  case kStunAttrSoftware:
+    return 1u << 13;
   default:
     return 0;
   }
@@ -385,6 +512,25 @@ uint32_t stun_crc32(std::span<const uint8_t> data) {
   return c ^ 0xFFFFFFFFu;
 }
 
+size_t stun_encoded_size(const StunMessage& m, bool with_integrity) {
+  size_t n = kStunHeaderSize;
+  if (m.username) n += kAttrHeaderSize + padded(m.username->size());
+  if (m.xor_mapped_address) n += address_attr_size(m.xor_mapped_address);
+  if (m.error_code) n += kAttrHeaderSize + 4 + padded(m.error_reason.size());
+  if (m.priority) n += kAttrHeaderSize + 4;
+  if (m.use_candidate) n += kAttrHeaderSize;
+  if (m.ice_controlled) n += kAttrHeaderSize + 8;
+  if (m.ice_controlling) n += kAttrHeaderSize + 8;
+  n += address_attr_size(m.mapped_address) + address_attr_size(m.response_origin) +
+       address_attr_size(m.other_address);
+  if (!m.unknown_attributes.empty()) n += kAttrHeaderSize + padded(2 * m.unknown_attributes.size());
+  if (m.change_request) n += kAttrHeaderSize + 4;
+  if (m.response_port) n += kAttrHeaderSize + 4;
+  if (m.software) n += kAttrHeaderSize + padded(m.software->size());
+  if (with_integrity) n += kIntegrityAttrSize;
+  return n + kFingerprintAttrSize;
+}
+
 std::vector<uint8_t> encode_stun(const StunMessage& m, std::span<const uint8_t> integrity_key) {
   if (m.method > kStunMaxMethod)
     throw std::invalid_argument("encode_stun: method does not fit in 12 bits");
@@ -396,8 +542,13 @@ std::vector<uint8_t> encode_stun(const StunMessage& m, std::span<const uint8_t> 
   w.u32(kStunMagicCookie);
   w.bytes(m.transaction_id);
   write_attributes(w, m);
-  // Limits keep the largest message (513-byte USERNAME, 763-byte reason, every attribute) at
-  // 1404 bytes, below kMaxStunDatagram, so whatever we encode our parser accepts.
+  // Every attribute at its limit would not fit in one datagram; refuse what our own parser (and
+  // a 1500-byte link) would not take.
+  const size_t total =
+      out.size() + (integrity_key.empty() ? 0 : kIntegrityAttrSize) + kFingerprintAttrSize;
+  if (total > kMaxStunDatagram)
+    throw std::invalid_argument("encode_stun: message of " + std::to_string(total) +
+                                " bytes exceeds " + std::to_string(kMaxStunDatagram));
 
   if (!integrity_key.empty()) {
     // The HMAC covers the message up to MESSAGE-INTEGRITY, with a header length that already
@@ -417,7 +568,10 @@ std::vector<uint8_t> encode_stun(const StunMessage& m, std::span<const uint8_t> 
   return out;
 }
 
-std::optional<StunMessage> parse_stun(std::span<const uint8_t> datagram, std::string& error) {
+namespace {
+
+std::optional<StunMessage> parse_impl(std::span<const uint8_t> datagram, bool tolerate_unknown,
+                                      std::string& error) {
   ByteReader r(datagram);
   uint16_t type = 0;
   if (!read_header(r, datagram.size(), type, error)) return std::nullopt;
@@ -446,7 +600,7 @@ std::optional<StunMessage> parse_stun(std::span<const uint8_t> datagram, std::st
     const unsigned bit = seen_bit(a.type);
     if (seen & bit) continue;
     seen |= bit;
-    if (!read_attribute(a, m, error)) return std::nullopt;
+    if (!read_attribute(a, m, tolerate_unknown, error)) return std::nullopt;
   }
   if (!r.ok()) {
     error = "attribute " + hex16(a.type) + " at offset " + std::to_string(a.offset) +
@@ -454,6 +608,109 @@ std::optional<StunMessage> parse_stun(std::span<const uint8_t> datagram, std::st
     return std::nullopt;
   }
   return m;
+}
+
+bool known_attribute(uint16_t type) {
+  return seen_bit(type) != 0 || type == kStunAttrMessageIntegrity || type == kStunAttrFingerprint;
+}
+
+} // namespace
+
+std::optional<StunMessage> parse_stun(std::span<const uint8_t> datagram, std::string& error) {
+  return parse_impl(datagram, false, error);
+}
+
+StunInspection inspect_stun(std::span<const uint8_t> datagram) {
+  StunInspection in;
+  ByteReader r(datagram);
+  uint16_t type = 0;
+  if (!read_header(r, datagram.size(), type, in.error)) return in;
+  in.cls = class_of(type);
+  in.method = method_of(type);
+  std::copy_n(datagram.begin() + kTransactionIdOffset, in.transaction_id.size(),
+              in.transaction_id.begin());
+
+  // First the framing, which decides between an answer and silence: every attribute inside the
+  // message, FINGERPRINT last and right (a wrong one means the bytes are not STUN, RFC 8489
+  // §7). On the way, note credentials and the types we do not know.
+  bool after_integrity = false;
+  RawAttribute a;
+  while (next_attribute(r, a)) {
+    if (a.type == kStunAttrFingerprint) {
+      if (check_fingerprint(datagram, a, r, in.error)) break;
+      in.unknown.clear();
+      return in;
+    }
+    if (a.type == kStunAttrUsername || a.type == kStunAttrMessageIntegrity) in.credentials = true;
+    if (after_integrity) continue; // ignored by the parser too (RFC 8489 §14.5)
+    if (a.type == kStunAttrMessageIntegrity) after_integrity = true;
+    if (a.type < 0x8000 && !known_attribute(a.type) &&
+        in.unknown.size() < kMaxStunUnknownAttributes &&
+        std::find(in.unknown.begin(), in.unknown.end(), a.type) == in.unknown.end())
+      in.unknown.push_back(a.type);
+  }
+  if (!r.ok()) {
+    in.error = "attribute " + hex16(a.type) + " at offset " + std::to_string(a.offset) +
+               " runs past the end of the message";
+    in.unknown.clear();
+    return in;
+  }
+  // Then the values. The framing is sound, so a failure here is an attribute's value.
+  in.message = parse_impl(datagram, true, in.error);
+  if (!in.message) {
+    in.verdict = StunInspection::Verdict::BadAttribute;
+    in.unknown.clear();
+    return in;
+  }
+  if (!in.unknown.empty()) {
+    in.verdict = StunInspection::Verdict::UnknownRequired;
+    in.error = "unknown comprehension-required attribute " + hex16(in.unknown.front());
+    return in;
+  }
+  in.verdict = StunInspection::Verdict::Ok;
+  return in;
+}
+
+std::vector<uint8_t> encode_binding_request(const StunBindingRequest& request) {
+  StunMessage m;
+  m.cls = StunClass::Request;
+  m.method = kStunBindingMethod;
+  m.transaction_id = request.transaction_id;
+  m.change_request = request.change;
+  m.response_port = request.response_port;
+  if (!request.software.empty()) m.software = request.software;
+  return encode_stun(m, {});
+}
+
+std::optional<StunBindingResponse> read_binding_response(std::span<const uint8_t> datagram,
+                                                         const StunTransactionId& tx,
+                                                         std::string& error) {
+  auto m = parse_stun(datagram, error);
+  if (!m) return std::nullopt;
+  if (m->method != kStunBindingMethod ||
+      (m->cls != StunClass::SuccessResponse && m->cls != StunClass::ErrorResponse)) {
+    error = "not a Binding response: " + to_string(*m);
+    return std::nullopt;
+  }
+  if (m->transaction_id != tx) {
+    error = "response for another transaction";
+    return std::nullopt;
+  }
+  StunBindingResponse out;
+  out.success = m->cls == StunClass::SuccessResponse;
+  out.mapped = m->xor_mapped_address ? m->xor_mapped_address : m->mapped_address;
+  if (out.success && !out.mapped) {
+    error = "success response without XOR-MAPPED-ADDRESS or MAPPED-ADDRESS";
+    return std::nullopt;
+  }
+  out.response_origin = m->response_origin;
+  out.other_address = m->other_address;
+  if (!out.success) {
+    out.error_code = m->error_code;
+    out.error_reason = m->error_reason;
+    out.unknown_attributes = m->unknown_attributes;
+  }
+  return out;
 }
 
 bool verify_stun_integrity(std::span<const uint8_t> datagram, std::span<const uint8_t> key) {
@@ -508,6 +765,21 @@ std::string to_string(const StunMessage& m) {
   if (m.use_candidate) s += " use-candidate";
   if (m.ice_controlling) s += " controlling=" + std::to_string(*m.ice_controlling);
   if (m.ice_controlled) s += " controlled=" + std::to_string(*m.ice_controlled);
+  if (m.mapped_address) s += " mapped-address=" + m.mapped_address->to_string();
+  if (m.response_origin) s += " response-origin=" + m.response_origin->to_string();
+  if (m.other_address) s += " other-address=" + m.other_address->to_string();
+  if (!m.unknown_attributes.empty()) {
+    s += " unknown=";
+    for (size_t i = 0; i < m.unknown_attributes.size(); ++i)
+      s += (i ? "," : "") + hex16(m.unknown_attributes[i]);
+  }
+  if (m.change_request)
+    s += std::string(" change-request=") + (m.change_request->change_ip ? "ip" : "") +
+         (m.change_request->change_ip && m.change_request->change_port ? "+" : "") +
+         (m.change_request->change_port ? "port" : "") +
+         (m.change_request->change_ip || m.change_request->change_port ? "" : "none");
+  if (m.response_port) s += " response-port=" + std::to_string(*m.response_port);
+  if (m.software) s += " software=\"" + escape(*m.software) + '"';
   if (m.has_integrity) s += " integrity";
   if (m.has_fingerprint) s += " fingerprint";
   return s;

@@ -144,6 +144,7 @@ TEST_CASE("stun: RFC 5769 §2.1 sample request", "[stun]") {
   CHECK_FALSE(m->use_candidate);
   CHECK_FALSE(m->xor_mapped_address);
   CHECK_FALSE(m->error_code);
+  CHECK(m->software == std::string("STUN test client"));
   CHECK(m->has_integrity);
   CHECK(m->has_fingerprint);
 
@@ -163,6 +164,7 @@ TEST_CASE("stun: RFC 5769 §2.2 sample IPv4 response", "[stun]") {
   REQUIRE(m->xor_mapped_address);
   CHECK(*m->xor_mapped_address == addr("192.0.2.1:32853"));
   CHECK(m->xor_mapped_address->to_string() == "192.0.2.1:32853");
+  CHECK(m->software == std::string("test vector"));
   CHECK_FALSE(m->username);
   CHECK(m->has_integrity);
   CHECK(m->has_fingerprint);
@@ -428,17 +430,18 @@ TEST_CASE("stun: FINGERPRINT must match and be last", "[stun]") {
 }
 
 TEST_CASE("stun: comprehension-required and -optional unknown attributes", "[stun]") {
-  // CHANGE-REQUEST (0x0003, RFC 5780) is comprehension-required and not ours.
-  CHECK(parse_error(message(0x0001, attr(0x0003, bytes({0, 0, 0, 6})))) ==
-        "unknown comprehension-required attribute 0x0003");
+  // PADDING (0x0026, RFC 5780 §7.6) is comprehension-required and not ours.
+  CHECK(parse_error(message(0x0001, attr(kStunAttrPadding, Bytes(8, 0)))) ==
+        "unknown comprehension-required attribute 0x0026");
   CHECK(parse_error(message(0x0001, attr(0x7FFF, {}))) ==
         "unknown comprehension-required attribute 0x7fff");
-  // SOFTWARE and any other 0x8000-0xFFFF type are skipped.
+  // SOFTWARE is read; any other 0x8000-0xFFFF type is skipped.
   auto m = parse(message(0x0001, concat(attr(0x8022, bytes("STUN test client")),
                                         concat(attr(0xFFFF, bytes("z")),
                                                attr(kStunAttrPriority, bytes({0, 0, 1, 0}))))));
   REQUIRE(m);
   CHECK(m->priority == 256u);
+  CHECK(m->software == std::string("STUN test client"));
   CHECK(m->has_fingerprint);
 }
 
@@ -522,8 +525,8 @@ TEST_CASE("stun: attribute value rules", "[stun]") {
 }
 
 TEST_CASE("stun: datagram size limit", "[stun]") {
-  // Header + one SOFTWARE-like optional attribute filling the datagram to exactly n bytes.
-  auto sized = [](size_t n) { return message(0x0001, attr(0x8022, Bytes(n - 20 - 8 - 4, 's'))); };
+  // Header + one unknown optional attribute filling the datagram to exactly n bytes.
+  auto sized = [](size_t n) { return message(0x0001, attr(0xC001, Bytes(n - 20 - 8 - 4, 's'))); };
   REQUIRE(sized(kMaxStunDatagram).size() == kMaxStunDatagram);
   CHECK(parse(sized(kMaxStunDatagram)));
   const Bytes big = sized(kMaxStunDatagram + 4);
@@ -593,8 +596,8 @@ TEST_CASE("stun: to_string is one printable line", "[stun]") {
   auto m = parse(kRfc5769Request);
   REQUIRE(m);
   CHECK(to_string(*m) == "binding request tx=b7e7a701bc34d686fa87dfae user=evtj:h6vY "
-                         "priority=1845494271 controlled=10605970187446795062 integrity "
-                         "fingerprint");
+                         "priority=1845494271 controlled=10605970187446795062 "
+                         "software=\"STUN test client\" integrity fingerprint");
   StunMessage e;
   e.cls = StunClass::ErrorResponse;
   e.method = 0x123;
