@@ -91,7 +91,7 @@ Intermediate::Intermediate(boost::asio::io_context& io, IntermediateOptions opti
     : io_(io), options_(std::move(options)),
       tls_(std::make_shared<quic::TlsIdentity>(options_.tls, Role::Intermediate)),
       endpoint_(io, options_.listen, io::derive_reset_secret(options_.tls.key)),
-      gate_(options_.handshakes), sweep_timer_(io) {
+      stun_(io, endpoint_, options_.stun), gate_(options_.handshakes), sweep_timer_(io) {
   std::string error;
   signer_ = auth::AuthorizationSigner::load(options_.authorization_key, error);
   if (!signer_) throw std::runtime_error("--authorization-key: " + error);
@@ -130,6 +130,7 @@ void Intermediate::start() {
                   });
   spdlog::info("intermediate '{}' listening on udp {}", tls_->name(),
                endpoint_.socket().local().to_string());
+  stun_.start();
   spdlog::info("identity: {}", tls_->summary());
   spdlog::info("policy v{} loaded from {}: {}", broker_->policy().version(),
                broker_->policy().source(), broker_->policy().summary());
@@ -406,6 +407,7 @@ void Intermediate::shutdown() {
                            "intermediate shutting down");
   shared_->stop();
   sweep_timer_.cancel();
+  stun_.stop();
   endpoint_.stop();
 }
 
@@ -423,6 +425,7 @@ nlohmann::json Intermediate::status() const {
               {"shared", !tls_->files().crl_pem.empty()},
               {"revoked", tls_->revoked_count()}};
   j["cluster"] = shared_->status();
+  j["stun"] = stun_.status();
   j["peers"] = nlohmann::json::array();
   for (const auto& p : broker_->peers()) {
     if (!p.registered) continue;

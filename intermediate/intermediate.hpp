@@ -15,6 +15,7 @@
 #include "quic/retry.hpp"
 #include "quic/tls_identity.hpp"
 #include "store/shared_state.hpp"
+#include "stun_service.hpp"
 
 #include <boost/asio.hpp>
 #include <nlohmann/json.hpp>
@@ -39,6 +40,7 @@ struct IntermediateOptions {
   std::string etcd_prefix = "ztna/v1/";
   std::string etcd_node; // this intermediate's name in etcd (intermediates may share a certificate)
   std::chrono::seconds etcd_lease_ttl{5};
+  StunOptions stun; // plain STUN Binding and RFC 5780 (docs/protocol.md §12)
 };
 
 class Intermediate : private store::SharedState::Listener, private store::RecordSigner {
@@ -80,6 +82,7 @@ private:
   quic::TlsIdentityPtr tls_;
   std::unique_ptr<auth::AuthorizationSigner> signer_;
   io::Endpoint endpoint_;
+  StunService stun_; // answers STUN on endpoint_'s socket and its own STUN-only ones
   quic::HandshakeGate gate_;
   quic::RetrySecret retry_secret_{};
   std::map<uint64_t, std::unique_ptr<Peer>> peers_;

@@ -37,6 +37,18 @@ void print_human(const nlohmann::json& j) {
     std::cout << "  " << s.value("agent", "?") << " -> " << s.value("connector", "?") << " ["
               << s.value("service", "?") << "] " << s.value("state", "?") << ", relayed "
               << ztna::io::human_bytes(s.value("relayed_bytes", 0ull)) << "\n";
+  if (j.contains("stun")) {
+    const auto& stun = j["stun"];
+    std::cout << "\nstun: answered on";
+    for (const char* name : {"primary", "alternate_port", "alternate_address", "alternate_both"})
+      if (stun["sockets"].contains(name))
+        std::cout << " " << stun["sockets"][name].value("local", "?");
+    std::cout << (stun.value("rfc5780", false) ? ", RFC 5780 on" : ", RFC 5780 off") << "; "
+              << stun["counters"].value("answered", 0ull) << " answered, "
+              << stun["counters"].value("dropped_source_limit", 0ull) +
+                     stun["counters"].value("dropped_global_limit", 0ull)
+              << " over the rate limits\n";
+  }
   std::cout << "\nhandshakes refused, by cause:\n";
   for (auto& [k, v] : j["handshake_refusals"].items())
     std::cout << "  " << k << " " << v << "\n";
@@ -122,6 +134,32 @@ int main(int argc, char** argv) {
                   "seconds the homes of an intermediate that died stay in etcd")
       ->capture_default_str()
       ->check(CLI::Range(2, 300));
+  // Plain STUN Binding and NAT behaviour discovery (docs/protocol.md §12, docs/operations.md).
+  int stun_alternate_port = 0;
+  run->add_option("--stun-alternate-port", stun_alternate_port,
+                  "a second UDP port answering STUN only (no QUIC, no relay): peers see their "
+                  "mapping from a second destination; with --stun-alternate-address, RFC 5780 "
+                  "behaviour discovery")
+      ->check(CLI::Range(1, 65535));
+  std::string stun_alternate_address;
+  run->add_option("--stun-alternate-address", stun_alternate_address,
+                  "a second IP of this host answering STUN only, on the --listen port (and the "
+                  "alternate port); needs --listen on a concrete IP");
+  std::string stun_primary_address;
+  run->add_option("--stun-primary-address", stun_primary_address,
+                  "the --listen IP as STUN clients reach it, for RESPONSE-ORIGIN and "
+                  "OTHER-ADDRESS (default: the --listen IP; with a wildcard --listen, none is "
+                  "sent and RFC 5780 is off)");
+  double stun_rate = 20, stun_rate_global = 2000;
+  run->add_option("--stun-rate-per-source", stun_rate,
+                  "STUN requests answered per second from one IPv4 address or IPv6 /64 (twice "
+                  "as many at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 1e6));
+  run->add_option("--stun-rate-global", stun_rate_global,
+                  "STUN requests answered per second in all")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 1e7));
   bool json = false;
   auto* status = ztna::io::add_status_subcommand(app, status_socket, json, "intermediate");
   ztna::PolicyCheckOptions check;
@@ -186,6 +224,12 @@ int main(int argc, char** argv) {
         };
         if (relay_session_mbps > 0) opts.broker.relay_per_session = quota(relay_session_mbps);
         if (relay_identity_mbps > 0) opts.broker.relay_per_identity = quota(relay_identity_mbps);
+        if (stun_alternate_port)
+          opts.stun.alternate_port = static_cast<uint16_t>(stun_alternate_port);
+        if (!stun_alternate_address.empty()) opts.stun.alternate_address = stun_alternate_address;
+        if (!stun_primary_address.empty()) opts.stun.primary_address = stun_primary_address;
+        opts.stun.source_rate = stun_rate;
+        opts.stun.global_rate = stun_rate_global;
         return std::make_unique<ztna::Intermediate>(io, opts);
       });
 }
