@@ -3,6 +3,7 @@
 #include "io/clock.hpp"
 #include "io/json_text.hpp"
 #include "io/path_status.hpp"
+#include "io/random.hpp"
 #include "io/session_watch.hpp"
 #include "wire/datagram_frame.hpp"
 #include "wire/relay_frame.hpp"
@@ -71,9 +72,10 @@ Agent::Request* Agent::request_session(const std::string& service) {
   Request r;
   r.id = next_request_id_++;
   r.sent = std::chrono::steady_clock::now();
+  r.offer = make_offer();
   // Without a home right now (moving to another intermediate), the request waits for the next
   // one (on_control_connected), within kRequestTimeout.
-  if (send_home(wire::OpenSession{r.id, service}))
+  if (send_home(wire::OpenSession{r.id, service, r.offer}))
     spdlog::info("asking the intermediate for a session to '{}'", service);
   else
     spdlog::info("'{}': no intermediate registers us right now; the request waits for one",
@@ -194,7 +196,8 @@ void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
 }
 
 TunnelSession& Agent::create_session(size_t via, const wire::SessionReady& m,
-                                     const std::string& service) {
+                                     const std::string& service,
+                                     std::optional<wire::Candidates> offer) {
   uint64_t id = m.session_id;
   auto session = std::make_unique<TunnelSession>(endpoint_, signaling(), id, m.connector, service,
                                                  m.authorization, control_.address(via),
@@ -239,7 +242,7 @@ TunnelSession& Agent::create_session(size_t via, const wire::SessionReady& m,
       "session {:016x}: connector '{}' at {}; starting end-to-end handshake over the relay", id,
       m.connector, m.connector_address.to_string());
   ref.quic().attach(std::move(conn));
-  if (!options_.relay_only) start_paths(ref);
+  if (!options_.relay_only) start_paths(ref, std::move(offer));
   return ref;
 }
 
@@ -252,7 +255,7 @@ void Agent::on_session_ready(size_t via, const wire::SessionReady& m) {
   requests_.erase(req);
   // One session per service: the authorization it carries names that one service.
   if (sessions_.count(m.session_id)) return;
-  TunnelSession& session = create_session(via, m, service);
+  TunnelSession& session = create_session(via, m, service, std::move(r.offer));
   if (!sessions_.count(m.session_id)) return; // could not start
   session_of_service_[service] = m.session_id;
   for (auto& s : r.connections)
@@ -266,10 +269,22 @@ bool Agent::send_home(const wire::ControlMessage& m) {
   return home && control_.send(*home, m);
 }
 
-void Agent::start_paths(TunnelSession& s) {
-  // The agent is the controlling side: it nominates and migrates (DESIGN D4).
-  s.paths().start_checks({},
+void Agent::start_paths(TunnelSession& s, std::optional<wire::Candidates> offer) {
+  // The agent is the controlling side: it nominates and migrates (DESIGN D4). Round 1 went out
+  // with the request when it could.
+  ice::PathManagerConfig config;
+  config.offer = std::move(offer);
+  s.paths().start_checks(std::move(config),
                          io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+}
+
+std::optional<wire::Candidates> Agent::make_offer() const {
+  if (options_.relay_only) return std::nullopt;
+  auto locals = io::gather_candidates(endpoint_.socket(), control_.observed_address());
+  auto offer = ice::make_offer(std::move(locals), io::random_fill,
+                               ice::PathManagerConfig{}.checks.max_transmissions);
+  if (offer.candidates.empty()) return std::nullopt; // nothing to check: the relay it is
+  return offer;
 }
 
 bool Agent::signal(uint64_t, const wire::ControlMessage& m) {
@@ -447,7 +462,8 @@ void Agent::on_control_connected(size_t i) {
   // a late answer to the old one is not taken for this one).
   for (auto& [service, r] : requests_) {
     r.id = next_request_id_++;
-    control_.send(i, wire::OpenSession{r.id, service});
+    r.offer = make_offer(); // our reflexive address as the new home sees it
+    control_.send(i, wire::OpenSession{r.id, service, r.offer});
     spdlog::info("'{}': asking the new intermediate for the session ({} connection(s) waiting)",
                  service, r.connections.size());
   }

@@ -58,6 +58,7 @@ private:
     std::chrono::steady_clock::time_point sent;
     std::vector<tcp::socket> connections;
     std::vector<std::pair<uint32_t, std::vector<uint8_t>>> datagrams; // flow id, payload
+    std::optional<wire::Candidates> offer; // round 1 of the session's checks, sent with it
   };
   struct UdpFlow {
     LocalListener* listener;
@@ -86,14 +87,16 @@ private:
   bool send_home(const wire::ControlMessage& m);
   void on_session_reject(const wire::SessionReject& m);
   void on_stun(const Address& from, std::span<const uint8_t> datagram);
-  void start_paths(TunnelSession& s);
+  void start_paths(TunnelSession& s, std::optional<wire::Candidates> offer);
+  // Our candidates and credentials for round 1 of a session we ask for (none if relay-only).
+  std::optional<wire::Candidates> make_offer() const;
   // io::PathSignaling: through the home, whichever intermediate offered the session.
   bool signal(uint64_t session_id, const wire::ControlMessage& m) override;
   std::optional<Address> fallback_relay(uint64_t session_id) override;
   io::PathSignaling& signaling() { return *this; }
   void update_candidates();
-  TunnelSession& create_session(size_t via, const wire::SessionReady& m,
-                                const std::string& service);
+  TunnelSession& create_session(size_t via, const wire::SessionReady& m, const std::string& service,
+                                std::optional<wire::Candidates> offer);
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void on_control_lost(const std::string& why);
   void on_control_connected(size_t i);

@@ -266,7 +266,18 @@ void SessionBroker::on_open_session(Peer& agent, const wire::OpenSession& m, Now
                           m.service + "' (" + decision.explain() + "); offering to " +
                           connector->identity.describe());
   send(connector->id, wire::SessionOffer{s.id, agent.identity.name, m.service, agent.address});
-  sessions_.emplace(s.id, std::move(s));
+  const uint64_t id = s.id;
+  auto& session = sessions_.emplace(id, std::move(s)).first->second;
+  // Version 4: the agent's round-1 candidates came with its request. The connector gets them
+  // right behind the offer and answers with its own behind its accept, so that both ends can
+  // start checking as soon as the agent hears the session is ready (docs/protocol.md §6.1).
+  if (m.candidates && session.agent_candidates.allow(now.mono)) {
+    wire::Candidates c = *m.candidates;
+    c.session_id = id;
+    counters_.candidates_forwarded++;
+    send(connector->id, c);
+    checks_.on_candidates(id, CheckCoordinator::End::Agent, c.generation);
+  }
 }
 
 void SessionBroker::on_session_accept(Peer& connector, const wire::SessionAccept& m, Now now) {

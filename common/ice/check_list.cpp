@@ -145,14 +145,16 @@ uint32_t CheckList::request_priority(const CandidatePair& pair) const {
 Check CheckList::transmit(CandidatePair& pair, Track& track, Timestamp now) {
   // Every transmission gets its own transaction ID (RFC 8489 §6.2.1 would reuse it): the RTT we
   // measure is then unambiguous, and an answer to any of them counts.
-  Sent s{{}, now, track.nominating};
+  const bool use_candidate =
+      track.nominating || (config_.controlling && config_.aggressive_nomination);
+  Sent s{{}, now, use_candidate};
   config_.random(s.tid);
   track.sent.push_back(s);
   if (track.sent.size() > kMaxSentPerPair) track.sent.pop_front();
   track.attempts++;
   track.retransmit_at = now + track.rto;
   pair.transmissions++;
-  return Check{s.tid, pair.remote.address, request_priority(pair), track.nominating};
+  return Check{s.tid, pair.remote.address, request_priority(pair), use_candidate};
 }
 
 Check CheckList::begin_check(CandidatePair& pair, bool use_candidate, Timestamp now) {
@@ -283,6 +285,7 @@ bool CheckList::on_success_response(std::span<const uint8_t, 12> transaction_id,
     return true;
   }
   succeed(pair, track, now);
+  if (config_.controlling && sent.use_candidate) pair.nominated = true; // aggressive nomination
   return true;
 }
 

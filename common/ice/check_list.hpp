@@ -40,6 +40,11 @@ struct CheckListConfig {
   std::chrono::milliseconds initial_rto{50};      // retransmit timer, doubles each time (§14.3)
   int max_transmissions = 7;                      // 50+100+...+3200 ms = 6.35 s, then Failed
   std::chrono::milliseconds nomination_delay{25}; // after the first success, wait for better pairs
+  // Controlling side: every check carries USE-CANDIDATE and the first pair to succeed is the
+  // selected one (aggressive nomination, RFC 5245 §8.1.1.2). It saves the nomination round trip
+  // and the wait for better pairs; the pair that answers first is the fastest one anyway, and the
+  // QUIC migration that follows validates the path again.
+  bool aggressive_nomination = false;
   std::function<void(std::span<uint8_t>)> random; // fills transaction IDs; required
 };
 

@@ -54,6 +54,19 @@ uint16_t candidate_padding(const wire::Candidates& m, int max_transmissions) {
   return static_cast<uint16_t>(std::min<size_t>(pad, UINT16_MAX));
 }
 
+wire::Candidates make_offer(std::vector<Candidate> locals,
+                            const std::function<void(std::span<uint8_t>)>& random,
+                            int max_transmissions) {
+  wire::Candidates m{0, 1, random_ice_string(8, random), random_ice_string(24, random), {}};
+  for (const auto& c : locals) {
+    if (m.candidates.size() == wire::kMaxCandidates) break;
+    if (may_probe(c.address))
+      m.candidates.push_back({static_cast<uint8_t>(c.type), c.priority, c.address});
+  }
+  m.padding = candidate_padding(m, max_transmissions);
+  return m;
+}
+
 const char* to_string(ActivePath p) {
   return p == ActivePath::Direct ? "direct" : "relay";
 }
@@ -64,8 +77,14 @@ PathManager::PathManager(PathManagerConfig config, PathEvents& events, Timestamp
   config_.checks.controlling = config_.controlling;
   config_.checks.random = config_.random;
   config_.consent.random = config_.random;
-  local_ufrag_ = random_ice_string(8, config_.random);
-  local_password_ = random_ice_string(24, config_.random);
+  if (config_.offer && config_.controlling && !config_.offer->candidates.empty()) {
+    local_ufrag_ = config_.offer->ufrag;
+    local_password_ = config_.offer->password;
+  } else {
+    config_.offer.reset();
+    local_ufrag_ = random_ice_string(8, config_.random);
+    local_password_ = random_ice_string(24, config_.random);
+  }
   std::array<uint8_t, 8> tb;
   config_.random(tb);
   for (auto b : tb)
@@ -83,6 +102,16 @@ void PathManager::set_local_candidates(std::vector<Candidate> candidates, Timest
   std::erase_if(candidates, [](const Candidate& c) { return !may_probe(c.address); });
   if (candidates == locals_) return;
   const bool first = locals_.empty() && generation_ == 0;
+  if (first && config_.offer) {
+    // Round 1 went out with the session request: begin it with the candidates offered there.
+    for (const auto& e : config_.offer->candidates)
+      locals_.push_back({static_cast<CandidateType>(e.type), e.address, e.priority});
+    begin_round(now, 1);
+    config_.offer.reset();
+    if (candidates == locals_) return;
+    locals_ = std::move(candidates);
+    return start_round(now, "local candidates changed since the request");
+  }
   locals_ = std::move(candidates);
   if (first && !config_.controlling) return; // the connector answers the agent's first round
   if (first) return start_round(now, "session start");
@@ -370,7 +399,10 @@ void PathManager::on_path_validated(bool direct, bool success, Timestamp now) {
   consent_ = std::make_unique<Consent>(config_.consent, now);
   counters_.upgrades++;
   retry_.reset();
-  if (!time_to_direct_) time_to_direct_ = std::chrono::microseconds((now - created_) / 1000);
+  const auto since_start = std::chrono::microseconds((now - created_) / 1000);
+  if (!time_to_validated_) time_to_validated_ = since_start;
+  // With immediate migration, data went direct at the move, not at its validation.
+  if (!time_to_direct_) time_to_direct_ = moved_at_ ? *moved_at_ : since_start;
 }
 
 void PathManager::drive_checks(Timestamp now) {
@@ -399,6 +431,7 @@ void PathManager::drive_checks(Timestamp now) {
     std::string why = "checks succeeded in round " + std::to_string(generation_) + ": " +
                       describe(sel->local) + " -> " + describe(sel->remote);
     if (sel->rtt) why += ", check RTT " + ms_text(*sel->rtt);
+    if (config_.immediate_migration) moved_at_ = std::chrono::microseconds((now - created_) / 1000);
     events_.use_direct(sel->remote.address, why);
     return;
   }

@@ -88,6 +88,14 @@ constexpr size_t kMaxValidated = 64;
 // wire::kMaxControlPayload allows, never less than 0.
 uint16_t candidate_padding(const wire::Candidates& m, int max_transmissions);
 
+// Our round-1 candidates and fresh credentials (RFC 8445 §5.3), made before the session exists:
+// the agent sends them with its session request. Session 0, generation 1, padded as every
+// Candidates message of ours (candidate_padding). Candidates the address filter refuses are left
+// out, and at most wire::kMaxCandidates are offered.
+wire::Candidates make_offer(std::vector<Candidate> locals,
+                            const std::function<void(std::span<uint8_t>)>& random,
+                            int max_transmissions);
+
 enum class ActivePath { Relay, Direct };
 const char* to_string(ActivePath p);
 
@@ -100,9 +108,20 @@ struct PathManagerConfig {
   CheckListConfig checks = [] {
     CheckListConfig c;
     c.max_transmissions = 6;
+    c.aggressive_nomination = true;
     return c;
-  }();                                           // `controlling` and `random` are set here
-  ConsentConfig consent;                         // `random` is set here
+  }(); // `controlling` and `random` are set here
+  // Controlling side: the session moves onto a pair as soon as its check succeeded and the
+  // handshake is confirmed, and QUIC validates the path while data already flows on it
+  // (ngtcp2_conn_initiate_immediate_migration); a validation that fails takes the session back
+  // to the relay. The authenticated check proved the path both ways a moment before, so the round
+  // trip of a validation before the move is saved. Off: the move waits for the validation.
+  bool immediate_migration = true;
+  ConsentConfig consent; // `random` is set here
+  // Controlling side: round 1 was offered already, with the session request (OpenSession,
+  // docs/protocol.md §6.1): its credentials and candidates. The first set_local_candidates()
+  // begins round 1 without signaling it again.
+  std::optional<wire::Candidates> offer;
   std::chrono::milliseconds retry_initial{1000}; // upgrade retries after a failure...
   std::chrono::milliseconds retry_max{8000};     // ...double up to this
 };
@@ -165,8 +184,11 @@ public:
   const CheckList* checks() const { return checks_.get(); }
   std::optional<Address> direct_remote() const { return direct_remote_; }
   std::optional<std::chrono::microseconds> direct_rtt() const;
-  // Session start to the first direct path validated (carrying data).
+  // Session start to the first move onto a direct path that carried data: the move itself with
+  // immediate migration, else its validation.
   std::optional<std::chrono::microseconds> time_to_direct() const { return time_to_direct_; }
+  // Session start to the first direct path validated by QUIC.
+  std::optional<std::chrono::microseconds> time_to_validated() const { return time_to_validated_; }
   const PathCounters& counters() const { return counters_; }
   // Check bytes we may still send toward unvalidated addresses.
   uint64_t budget_left() const;
@@ -217,6 +239,8 @@ private:
   Timestamp retry_at_ = kNever;
   std::deque<TransactionId> outstanding_; // our recent transaction IDs, newest last
   std::optional<std::chrono::microseconds> time_to_direct_;
+  std::optional<std::chrono::microseconds> time_to_validated_;
+  std::optional<std::chrono::microseconds> moved_at_; // the latest immediate move, from start
   PathCounters counters_;
   // Anti-amplification: addresses proven to be the peer's, oldest first.
   std::deque<Address> validated_;

@@ -67,18 +67,27 @@ void PathLayer::on_handshake_confirmed() {
 }
 
 void PathLayer::on_path_validated(const quic::Path& path, bool success) {
+  const bool was_current = paths_.on_direct() && path.local == paths_.last_direct().local;
   paths_.on_path_validated(path, success);
   if (!manager_) return;
   const bool direct = !path::is_relay_local(path.local);
+  // An immediate move whose validation failed left the session on a path that does not work:
+  // back to the relay (ngtcp2 does not fall back by itself after an immediate migration).
+  if (direct && !success && was_current)
+    defer([this] {
+      move_to_relay(signaling_.fallback_relay(session_id_).value_or(paths_.relay_path().remote));
+    });
   defer([this, direct, success] {
     manager_->on_path_validated(direct, success, now());
     if (direct && success) {
       auto ttd = manager_->time_to_direct();
-      spdlog::info("session {:016x}: now on the direct path to {} ({} upgrade(s); first direct "
-                   "{:.1f} ms after session start)",
-                   session_id_,
-                   manager_->direct_remote() ? manager_->direct_remote()->to_string() : "?",
-                   manager_->counters().upgrades, ttd ? ttd->count() / 1000.0 : 0.0);
+      auto ttv = manager_->time_to_validated();
+      spdlog::info(
+          "session {:016x}: now on the direct path to {}, validated ({} upgrade(s); first direct "
+          "{:.1f} ms after session start, validated at {:.1f} ms)",
+          session_id_, manager_->direct_remote() ? manager_->direct_remote()->to_string() : "?",
+          manager_->counters().upgrades, ttd ? ttd->count() / 1000.0 : 0.0,
+          ttv ? ttv->count() / 1000.0 : 0.0);
     }
     arm();
   });
@@ -88,6 +97,7 @@ void PathLayer::start_checks(ice::PathManagerConfig config, std::vector<ice::Can
   config.session_id = session_id_;
   config.controlling = paths_.role() == path::Role::Client;
   if (!config.random) config.random = random_fill;
+  immediate_ = config.immediate_migration;
   ice::PathEvents& events = *this;
   manager_ = std::make_unique<ice::PathManager>(std::move(config), events, now());
   set_local_candidates(std::move(locals));
@@ -101,12 +111,15 @@ void PathLayer::set_local_candidates(std::vector<ice::Candidate> candidates) {
 
 void PathLayer::on_candidates(const wire::Candidates& m) {
   if (!manager_) return;
+  spdlog::debug("session {:016x}: {} candidates of the peer for round {}", session_id_,
+                m.candidates.size(), m.generation);
   manager_->on_candidates(m, now());
   arm();
 }
 
 void PathLayer::on_start_checks(uint32_t generation) {
   if (!manager_) return;
+  spdlog::debug("session {:016x}: checks of round {} start", session_id_, generation);
   manager_->on_start_checks(generation, now());
   arm();
 }
@@ -122,10 +135,11 @@ ice::PathManager::StunResult PathLayer::on_stun(const Address& from,
 
 void PathLayer::move_to_direct(const Address& remote) {
   if (!quic_ || !quic_->attached()) return;
-  const quic::Path target = paths_.direct_path(remote);
+  const quic::Path target = paths_.direct_path(remote, path::kSharedSocket, immediate_);
   relay_rtt_ms_ = quic_->conn().stats().smoothed_rtt_ms;
   std::string error;
-  if (!quic_->conn().migrate(target, true, now(), error)) {
+  if (!quic_->conn().migrate(target, !immediate_, now(), error)) {
+    paths_.on_path_validated(target, false); // not current after all
     spdlog::warn("session {:016x}: cannot migrate to {}: {}", session_id_, remote.to_string(),
                  error);
     if (manager_)
@@ -154,6 +168,8 @@ double PathLayer::relay_rtt_ms() const {
 }
 
 void PathLayer::send_stun(const Address& to, std::span<const uint8_t> datagram) {
+  spdlog::trace("session {:016x}: STUN to {} ({} bytes)", session_id_, to.to_string(),
+                datagram.size());
   endpoint_.socket().send(to, datagram);
 }
 

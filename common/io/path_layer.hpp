@@ -100,6 +100,7 @@ private:
   boost::asio::steady_timer timer_;
   ice::Timestamp armed_for_ = ice::kNever;
   double relay_rtt_ms_ = 0;
+  bool immediate_ = false; // moves onto direct paths do not wait for validation
   PathLayerCounters counters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

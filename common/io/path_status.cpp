@@ -30,6 +30,7 @@ nlohmann::json path_status(const ice::PathManager& m) {
   j["round"] = m.generation();
   if (auto r = m.direct_remote()) j["direct_remote"] = r->to_string();
   if (auto t = m.time_to_direct()) j["time_to_direct_ms"] = ms(*t);
+  if (auto t = m.time_to_validated()) j["time_to_validated_ms"] = ms(*t);
   if (auto rtt = m.direct_rtt()) j["direct_check_rtt_ms"] = ms(*rtt);
   const auto& c = m.counters();
   j["upgrades"] = c.upgrades;

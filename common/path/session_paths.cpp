@@ -74,7 +74,7 @@ const SessionPaths::Direct* SessionPaths::find_direct(uint16_t n) const {
   return nullptr;
 }
 
-quic::Path SessionPaths::direct_path(const Address& remote, SocketId socket) {
+quic::Path SessionPaths::direct_path(const Address& remote, SocketId socket, bool immediate) {
   const Direct* d = find_direct(socket, remote);
   if (!d) {
     if (directs_.size() >= kMaxDirectPaths) {
@@ -93,12 +93,17 @@ quic::Path SessionPaths::direct_path(const Address& remote, SocketId socket) {
   }
   last_direct_ = {client_direct_local(d->n), remote};
   last_direct_socket_ = socket;
+  on_direct_ = immediate;
   return last_direct_;
 }
 
 void SessionPaths::on_path_validated(const quic::Path& p, bool success) {
-  if (is_relay_local(p.local) || !success) return;
-  on_direct_ = p.local == last_direct_.local && p.remote == last_direct_.remote;
+  if (is_relay_local(p.local)) return;
+  const bool latest = p.local == last_direct_.local && p.remote == last_direct_.remote;
+  if (success)
+    on_direct_ = latest;
+  else if (latest)
+    on_direct_ = false;
 }
 
 quic::Path SessionPaths::map_relayed(const Address& from, const quic::Path& current) const {

@@ -64,10 +64,12 @@ public:
   // relay from now on (the client migrates at once; the server follows).
   const quic::Path& next_relay_path(const Address& intermediate);
   // Client: the path of a move onto `remote` out of `socket` (the same one each time for the same
-  // pair), remembered as the direct path most recently moved to.
-  quic::Path direct_path(const Address& remote, SocketId socket = kSharedSocket);
+  // pair), remembered as the direct path most recently moved to. `immediate`: the move does not
+  // wait for validation, so the path is current at once.
+  quic::Path direct_path(const Address& remote, SocketId socket = kSharedSocket,
+                         bool immediate = false);
   // QUIC path validation ended for `p` (RFC 9000 §8.2). A validated direct path that is the one
-  // most recently moved to is the current direct path.
+  // most recently moved to is the current direct path; one that failed is not.
   void on_path_validated(const quic::Path& p, bool success);
   // Client: the direct path moved to most recently is validated and in use.
   bool on_direct() const { return on_direct_; }

@@ -11,14 +11,12 @@ namespace ztna::wire {
 namespace {
 
 constexpr const char* kMessageNames[] = {
-    "Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
-    "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
-    "ErrorMessage",  "Candidates",      "StartChecks",   "ResumeSession",
-    "SessionResumed", "PeerLost",      "Heartbeat",
+    "Hello",        "ObservedAddress", "OpenSession",    "SessionOffer", "SessionAccept",
+    "SessionReady", "SessionReject",   "SessionClosed",  "ErrorMessage", "Candidates",
+    "StartChecks",  "ResumeSession",   "SessionResumed", "PeerLost",     "Heartbeat",
 };
 static_assert(std::size(kMessageNames) == std::variant_size_v<ControlMessage>);
 static_assert(kMaxControlType == std::variant_size_v<ControlMessage>);
-
 
 constexpr size_t kMinUfrag = 4, kMaxUfrag = 32;              // RFC 8445 §5.3 (upper bound ours)
 constexpr size_t kMinIcePassword = 22, kMaxIcePassword = 64; // RFC 8445 §5.3 (upper bound ours)
@@ -72,9 +70,15 @@ void put(ByteWriter& w, const ObservedAddress& m) {
   put_address(w, m.address, "address");
 }
 
+void put(ByteWriter& w, const Candidates& m);
+
 void put(ByteWriter& w, const OpenSession& m) {
   w.u32(m.request_id);
   put_name(w, m.service, "service");
+  if (!m.candidates) return;
+  if (m.candidates->session_id != 0 || m.candidates->generation != 1)
+    invalid("OpenSession candidates must have session 0 and generation 1");
+  put(w, *m.candidates);
 }
 
 void put(ByteWriter& w, const SessionOffer& m) {
@@ -211,6 +215,7 @@ public:
   }
 
   bool ok() const { return r_.ok(); }
+  size_t remaining() const { return r_.remaining(); }
 
   // Succeeds only if every field was read and nothing is left over.
   bool finish() {
@@ -250,10 +255,18 @@ ObservedAddress get_observed(FieldReader& f) {
   return {f.address("address")};
 }
 
+Candidates get_candidates(FieldReader& f);
+
 OpenSession get_open(FieldReader& f) {
   OpenSession m{};
   m.request_id = f.u32();
   m.service = f.name("service");
+  if (f.ok() && f.remaining() > 0) {
+    auto c = get_candidates(f);
+    if (f.ok() && (c.session_id != 0 || c.generation != 1))
+      f.fail("OpenSession candidates must have session 0 and generation 1");
+    m.candidates = std::move(c);
+  }
   return m;
 }
 
@@ -426,8 +439,8 @@ bool is_known_error_code(uint16_t value) {
 }
 
 size_t encoded_size(const Candidates& m) {
-  size_t n = kControlHeaderSize + 8 + 4 + 1 + m.ufrag.size() + 1 + m.password.size() + 1 + 2 +
-             m.padding;
+  size_t n =
+      kControlHeaderSize + 8 + 4 + 1 + m.ufrag.size() + 1 + m.password.size() + 1 + 2 + m.padding;
   for (const auto& c : m.candidates)
     n += 1 + 4 + 1 + (c.address.is_v6() ? 16 : 4) + 2;
   return n;

@@ -21,8 +21,8 @@
 
 namespace ztna::wire {
 
-constexpr std::string_view kControlAlpn = "ztna-control/3";
-constexpr uint8_t kControlVersion = 3;
+constexpr std::string_view kControlAlpn = "ztna-control/4";
+constexpr uint8_t kControlVersion = 4;
 constexpr size_t kControlHeaderSize = 4;
 constexpr size_t kMaxControlPayload = 4096;
 constexpr size_t kMaxControlFrame = kControlHeaderSize + kMaxControlPayload;
@@ -79,10 +79,40 @@ struct ObservedAddress {
   Address address;
   bool operator==(const ObservedAddress&) const = default;
 };
+// One ICE candidate as signalled (DESIGN D4). `type` is ice::CandidateType on the wire:
+// 1 host, 2 server-reflexive, 3 peer-reflexive, 4 relay.
+struct CandidateEntry {
+  uint8_t type;
+  uint32_t priority; // RFC 8445 §5.1.2
+  Address address;
+  bool operator==(const CandidateEntry&) const = default;
+};
+constexpr size_t kMaxCandidates = 16;
+// agent <-> intermediate <-> connector: one side's candidates and its short-term credentials
+// (RFC 8445 §5.3) for round `generation` of connectivity checks of a session. The intermediate
+// forwards it only between the session's two ends.
+//
+// `padding` zero bytes follow the candidates. The receiver sends checks toward addresses it has
+// not validated only within three times the bytes of the Candidates messages it received (the
+// anti-amplification rule of RFC 9000 §8.1, applied to signaling), so a sender pads its message
+// to buy the checks its candidates need (ice::candidate_padding()).
+struct Candidates {
+  uint64_t session_id;
+  uint32_t generation;
+  std::string ufrag;    // 4..32 ice-chars (ALPHA / DIGIT / "+" / "/")
+  std::string password; // 22..64 ice-chars
+  std::vector<CandidateEntry> candidates;
+  uint16_t padding = 0;
+  bool operator==(const Candidates&) const = default;
+};
 // agent -> intermediate.
 struct OpenSession {
   uint32_t request_id;
   std::string service;
+  // Version 4: the agent's candidates for round 1 of the session it asks for, with session_id 0
+  // and generation 1. The intermediate hands them to the connector right after the offer, so
+  // that the checks can start as soon as the session is accepted (docs/protocol.md §6.1).
+  std::optional<Candidates> candidates = std::nullopt;
   bool operator==(const OpenSession&) const = default;
 };
 // intermediate -> connector.
@@ -128,32 +158,6 @@ struct ErrorMessage {
   bool operator==(const ErrorMessage&) const = default;
 };
 
-// One ICE candidate as signalled (DESIGN D4). `type` is ice::CandidateType on the wire:
-// 1 host, 2 server-reflexive, 3 peer-reflexive, 4 relay.
-struct CandidateEntry {
-  uint8_t type;
-  uint32_t priority; // RFC 8445 §5.1.2
-  Address address;
-  bool operator==(const CandidateEntry&) const = default;
-};
-constexpr size_t kMaxCandidates = 16;
-// agent <-> intermediate <-> connector: one side's candidates and its short-term credentials
-// (RFC 8445 §5.3) for round `generation` of connectivity checks of a session. The intermediate
-// forwards it only between the session's two ends.
-//
-// `padding` zero bytes follow the candidates. The receiver sends checks toward addresses it has
-// not validated only within three times the bytes of the Candidates messages it received (the
-// anti-amplification rule of RFC 9000 §8.1, applied to signaling), so a sender pads its message
-// to buy the checks its candidates need (ice::candidate_padding()).
-struct Candidates {
-  uint64_t session_id;
-  uint32_t generation;
-  std::string ufrag;    // 4..32 ice-chars (ALPHA / DIGIT / "+" / "/")
-  std::string password; // 22..64 ice-chars
-  std::vector<CandidateEntry> candidates;
-  uint16_t padding = 0;
-  bool operator==(const Candidates&) const = default;
-};
 // intermediate -> agent and connector, sent to both at once when both ends' Candidates of a
 // round are in: the coordinated start of the checks (simultaneous open).
 struct StartChecks {
@@ -169,7 +173,8 @@ struct StartChecks {
 // (SessionClosed).
 struct ResumeSession {
   uint64_t session_id;
-  std::string peer; // the other end: the connector's name from an agent, the agent's from a connector
+  std::string
+      peer; // the other end: the connector's name from an agent, the agent's from a connector
   std::string service;
   bool operator==(const ResumeSession&) const = default;
 };
@@ -196,8 +201,8 @@ struct Heartbeat {
 
 using ControlMessage =
     std::variant<Hello, ObservedAddress, OpenSession, SessionOffer, SessionAccept, SessionReady,
-                 SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks,
-                 ResumeSession, SessionResumed, PeerLost, Heartbeat>;
+                 SessionReject, SessionClosed, ErrorMessage, Candidates, StartChecks, ResumeSession,
+                 SessionResumed, PeerLost, Heartbeat>;
 
 // The frame size of `m` (header included): what the receiver counts toward its check budget.
 size_t encoded_size(const Candidates& m);

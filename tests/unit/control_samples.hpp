@@ -20,6 +20,7 @@ inline std::vector<wire::ControlMessage> control_samples() {
       ObservedAddress{v6},
       OpenSession{7, "ssh"},
       OpenSession{0xFFFFFFFF, "caf\xC3\xA9"},
+      OpenSession{8, "web", Candidates{0, 1, "abcd", "0123456789abcdefghij+/", {{1, 1, v4}}, 3}},
       SessionOffer{0x0123456789ABCDEFULL, "alice@example.org", "postgres", v4},
       SessionOffer{1, "bob", "ssh", v6},
       SessionAccept{0x0123456789ABCDEFULL},

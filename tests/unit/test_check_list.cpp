@@ -44,6 +44,12 @@ CheckListConfig config(bool controlling) {
   return c;
 }
 
+CheckListConfig aggressive_config(bool controlling, bool aggressive = true) {
+  CheckListConfig c = config(controlling);
+  c.aggressive_nomination = aggressive;
+  return c;
+}
+
 Candidate cand(CandidateType t, const std::string& a, uint16_t local_preference = 65535) {
   return {t, addr(a), candidate_priority(t, local_preference)};
 }
@@ -472,6 +478,44 @@ TEST_CASE("Controlling side falls back when a nomination goes unanswered", "[ice
   CHECK(l.selected()->remote.address == addr("203.0.113.2:8000"));
 }
 
+TEST_CASE("Aggressive nomination: every check nominates, the first success is selected", "[ice]") {
+  CheckList l(aggressive_config(true));
+  l.set_local_candidates({host("10.0.0.1:5000", 32767), srflx("203.0.113.1:6000")});
+  const std::vector<Candidate> remotes{host("10.1.0.1:7000", 32767), srflx("203.0.113.2:8000")};
+  l.add_remote_candidates(remotes);
+  l.start(T0);
+  const auto best = drain(l, T0);
+  const auto worse = drain(l, T0 + 5 * kMs);
+  REQUIRE(best.size() == 1);
+  REQUIRE(worse.size() == 1);
+  CHECK(best[0].use_candidate);
+  CHECK(worse[0].use_candidate);
+  // The worse pair answers first: it is selected at once, with no nomination check and no wait
+  // for the better pair.
+  answer(l, worse[0], "203.0.113.1:6000", T0 + 6 * kMs);
+  REQUIRE(l.selected());
+  CHECK(l.selected()->remote.address == addr("203.0.113.2:8000"));
+  CHECK(l.selected()->nominated);
+  CHECK(l.ended());
+  CHECK(drain(l, T0 + 10'000 * kMs).empty());
+}
+
+TEST_CASE("Aggressive nomination is the controlling side's alone", "[ice]") {
+  CheckList l(aggressive_config(false));
+  l.set_local_candidates({host("10.0.0.1:5000", 32767)});
+  const std::vector<Candidate> remotes{host("10.1.0.1:7000", 32767)};
+  l.add_remote_candidates(remotes);
+  l.start(T0);
+  const auto checks = drain(l, T0);
+  REQUIRE(checks.size() == 1);
+  CHECK_FALSE(checks[0].use_candidate);
+  // Its own success selects nothing until the peer nominated the pair.
+  answer(l, checks[0], "10.0.0.1:5000", T0 + 1 * kMs);
+  CHECK(l.selected() == nullptr);
+  l.on_request(addr("10.1.0.1:7000"), 1, true, T0 + 2 * kMs);
+  REQUIRE(l.selected());
+}
+
 TEST_CASE("Check list changes nothing once it has ended", "[ice]") {
   auto l = started_list(true, {host("10.1.0.1:7000", 32767), srflx("203.0.113.2:8000")});
   const auto a = drain(l, T0);
@@ -638,9 +682,9 @@ struct Packet {
 // (answering requests, STUN encoding) is played here. Optionally the first packet in each
 // direction that would have got through is lost.
 struct Sim {
-  Sim(Site a, Site b, bool drop)
-      : lists{CheckList(config(true)), CheckList(config(false))}, sites{std::move(a), std::move(b)},
-        drop_first(drop) {}
+  Sim(Site a, Site b, bool drop, bool aggressive)
+      : lists{CheckList(aggressive_config(true, aggressive)), CheckList(config(false))},
+        sites{std::move(a), std::move(b)}, drop_first(drop) {}
 
   CheckList lists[2];
   Site sites[2];
@@ -719,9 +763,9 @@ struct Sim {
   }
 };
 
-Sim make_sim(bool a_address_dependent, bool drop_first) {
+Sim make_sim(bool a_address_dependent, bool drop_first, bool aggressive) {
   Sim sim(Site{addr("10.0.0.1:5000"), "203.0.113.1", a_address_dependent, 6000, {}, {}},
-          Site{addr("10.1.0.1:7000"), "203.0.113.2", false, 8000, {}, {}}, drop_first);
+          Site{addr("10.1.0.1:7000"), "203.0.113.2", false, 8000, {}, {}}, drop_first, aggressive);
   // Address discovery through the intermediate made each NAT's first mapping.
   const Address intermediate = addr("203.0.113.100:443");
   const Address a_srflx = sim.sites[0].map_out(intermediate);
@@ -750,11 +794,12 @@ Sim make_sim(bool a_address_dependent, bool drop_first) {
 TEST_CASE("Simultaneous open through two NATs: both ends select the same path", "[ice]") {
   const bool drop_first = GENERATE(false, true);
   const Timestamp b_start = T0 + GENERATE(Timestamp{0}, 3 * kMs, 40 * kMs);
+  const bool aggressive = GENERATE(false, true);
   INFO("drop first packets: " << drop_first << ", connector starts +" << (b_start - T0) / kMs
-                              << " ms");
+                              << " ms, aggressive nomination: " << aggressive);
 
   SECTION("address-dependent mapping at the agent: the connector learns a prflx candidate") {
-    Sim sim = make_sim(true, drop_first);
+    Sim sim = make_sim(true, drop_first, aggressive);
     const Timestamp done = sim.run(T0, b_start, T0 + 10'000 * kMs);
     REQUIRE(done != kNever);
     CHECK(done - T0 < 1'000 * kMs);
@@ -784,7 +829,7 @@ TEST_CASE("Simultaneous open through two NATs: both ends select the same path", 
   }
 
   SECTION("endpoint-independent mapping on both sides: srflx to srflx") {
-    Sim sim = make_sim(false, drop_first);
+    Sim sim = make_sim(false, drop_first, aggressive);
     const Timestamp done = sim.run(T0, b_start, T0 + 10'000 * kMs);
     REQUIRE(done != kNever);
     CHECK(done - T0 < 1'000 * kMs);
@@ -803,7 +848,7 @@ TEST_CASE("Simultaneous open through two NATs: both ends select the same path", 
 }
 
 TEST_CASE("Simultaneous open fails cleanly when nothing gets through", "[ice]") {
-  Sim sim = make_sim(true, false);
+  Sim sim = make_sim(true, false, true);
   sim.sites[0].blocked = true;
   sim.sites[1].blocked = true;
   const Timestamp done = sim.run(T0, T0, T0 + 30'000 * kMs);

@@ -86,7 +86,7 @@ TEST_CASE("ControlDecoder: empty feed is harmless", "[control_decoder]") {
 }
 
 TEST_CASE("ControlDecoder: bad version fails on the first byte", "[control_decoder]") {
-  for (int version : {0, 1, 2, 4, 0xFF}) {
+  for (int version : {0, 1, 2, 3, 5, 0xFF}) {
     ControlDecoder d;
     std::vector<ControlMessage> out;
     const Bytes first = bytes({version});
@@ -94,7 +94,7 @@ TEST_CASE("ControlDecoder: bad version fails on the first byte", "[control_decod
     CHECK(d.failed());
     CHECK(d.error_code() == ErrorCode::UnsupportedVersion);
     CHECK(d.error() == "control stream: unsupported protocol version " + std::to_string(version) +
-                           " (expected 3)");
+                           " (expected 4)");
     CHECK(d.buffered() == 0);
   }
 }
@@ -103,7 +103,7 @@ TEST_CASE("ControlDecoder: unknown type fails on the second byte", "[control_dec
   for (int type : {0, 16, 0x80}) {
     ControlDecoder d;
     std::vector<ControlMessage> out;
-    CHECK(d.feed(bytes({3}), out));
+    CHECK(d.feed(bytes({4}), out));
     CHECK_FALSE(d.feed(bytes({type}), out));
     CHECK(d.error_code() == ErrorCode::Malformed);
     CHECK(d.error() == "control stream: unknown message type " + std::to_string(type));
@@ -113,12 +113,12 @@ TEST_CASE("ControlDecoder: unknown type fails on the second byte", "[control_dec
 TEST_CASE("ControlDecoder: oversize length fails before the payload arrives", "[control_decoder]") {
   ControlDecoder d;
   std::vector<ControlMessage> out;
-  CHECK_FALSE(d.feed(bytes({3, 1, 0x10, 0x01}), out)); // 4097
+  CHECK_FALSE(d.feed(bytes({4, 1, 0x10, 0x01}), out)); // 4097
   CHECK(d.error_code() == ErrorCode::Malformed);
   CHECK(d.error() == "control stream: payload length 4097 exceeds 4096");
 
   ControlDecoder worst;
-  CHECK_FALSE(worst.feed(bytes({3, 9, 0xFF, 0xFF}), out));
+  CHECK_FALSE(worst.feed(bytes({4, 9, 0xFF, 0xFF}), out));
   CHECK(worst.error() == "control stream: payload length 65535 exceeds 4096");
   CHECK(out.empty());
 }
@@ -126,7 +126,7 @@ TEST_CASE("ControlDecoder: oversize length fails before the payload arrives", "[
 TEST_CASE("ControlDecoder: a maximum-length frame buffers at most one frame", "[control_decoder]") {
   ControlDecoder d;
   std::vector<ControlMessage> out;
-  Bytes frame = bytes({3, 1, 0x10, 0x00}); // Hello with a 4096-byte payload
+  Bytes frame = bytes({4, 1, 0x10, 0x00}); // Hello with a 4096-byte payload
   frame.resize(kMaxControlFrame, 'a');
   CHECK(d.feed(ztna::test::prefix(frame, kMaxControlFrame - 1), out));
   CHECK(d.buffered() == kMaxControlFrame - 1);
@@ -140,14 +140,14 @@ TEST_CASE("ControlDecoder: a maximum-length frame buffers at most one frame", "[
 TEST_CASE("ControlDecoder: empty payload is truncation", "[control_decoder]") {
   ControlDecoder d;
   std::vector<ControlMessage> out;
-  CHECK_FALSE(d.feed(bytes({3, 5, 0, 0}), out));
+  CHECK_FALSE(d.feed(bytes({4, 5, 0, 0}), out));
   CHECK(d.error() == "control stream: SessionAccept: truncated");
 }
 
 TEST_CASE("ControlDecoder: bad field inside a frame", "[control_decoder]") {
   ControlDecoder d;
   std::vector<ControlMessage> out;
-  CHECK_FALSE(d.feed(bytes({3, 3, 0, 5, 0, 0, 0, 1, 0}), out));
+  CHECK_FALSE(d.feed(bytes({4, 3, 0, 5, 0, 0, 0, 1, 0}), out));
   CHECK(d.error_code() == ErrorCode::Malformed);
   CHECK(d.error() == "control stream: OpenSession: invalid service name");
 }
@@ -155,7 +155,7 @@ TEST_CASE("ControlDecoder: bad field inside a frame", "[control_decoder]") {
 TEST_CASE("ControlDecoder: trailing bytes inside a frame", "[control_decoder]") {
   ControlDecoder d;
   std::vector<ControlMessage> out;
-  CHECK_FALSE(d.feed(bytes({3, 5, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0xAA}), out));
+  CHECK_FALSE(d.feed(bytes({4, 5, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0xAA}), out));
   CHECK(d.error() == "control stream: SessionAccept: 1 trailing bytes");
 }
 
@@ -203,7 +203,7 @@ TEST_CASE("ControlDecoder: a large burst decodes with a bounded buffer", "[contr
   Bytes burst;
   for (int i = 0; i < 2000; ++i)
     burst = ztna::test::concat(std::move(burst), frame);
-  burst.push_back(3); // start of one more frame
+  burst.push_back(kControlVersion); // start of one more frame
   ControlDecoder d;
   std::vector<ControlMessage> out;
   CHECK(d.feed(burst, out));

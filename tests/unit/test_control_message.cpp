@@ -48,27 +48,27 @@ TEST_CASE("control: every sample round-trips byte-exactly", "[control]") {
 }
 
 TEST_CASE("control: golden bytes", "[control]") {
-  CHECK(encode_control(OpenSession{7, "ssh"}) == bytes({3, 3, 0, 8, 0, 0, 0, 7, 3, 's', 's', 'h'}));
+  CHECK(encode_control(OpenSession{7, "ssh"}) == bytes({4, 3, 0, 8, 0, 0, 0, 7, 3, 's', 's', 'h'}));
   CHECK(encode_control(SessionAccept{0x0102030405060708ULL}) ==
-        bytes({3, 5, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}));
+        bytes({4, 5, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}));
   CHECK(encode_control(Hello{Role::Connector, {"a", "bc"}}) ==
-        bytes({3, 1, 0, 7, 2, 2, 1, 'a', 2, 'b', 'c'}));
+        bytes({4, 1, 0, 7, 2, 2, 1, 'a', 2, 'b', 'c'}));
   CHECK(encode_control(ObservedAddress{*Address::parse("203.0.113.5:3478")}) ==
-        bytes({3, 2, 0, 7, 4, 203, 0, 113, 5, 0x0D, 0x96}));
+        bytes({4, 2, 0, 7, 4, 203, 0, 113, 5, 0x0D, 0x96}));
   CHECK(encode_control(SessionClosed{9, ErrorCode::SessionGone}) ==
-        bytes({3, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
+        bytes({4, 8, 0, 10, 0, 0, 0, 0, 0, 0, 0, 9, 0, 6}));
   CHECK(encode_control(ErrorMessage{ErrorCode::Shutdown, "bye"}) ==
-        bytes({3, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
+        bytes({4, 9, 0, 6, 0, 8, 3, 'b', 'y', 'e'}));
   CHECK(encode_control(StartChecks{5, 2}) ==
-        bytes({3, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
+        bytes({4, 11, 0, 12, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2}));
   CHECK(encode_control(ResumeSession{5, "c1", "ssh"}) ==
-        bytes({3, 12, 0, 15, 0, 0, 0, 0, 0, 0, 0, 5, 2, 'c', '1', 3, 's', 's', 'h'}));
-  CHECK(encode_control(SessionResumed{6}) == bytes({3, 13, 0, 8, 0, 0, 0, 0, 0, 0, 0, 6}));
-  CHECK(encode_control(PeerLost{7}) == bytes({3, 14, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7}));
-  CHECK(encode_control(Heartbeat{}) == bytes({3, 15, 0, 0}));
+        bytes({4, 12, 0, 15, 0, 0, 0, 0, 0, 0, 0, 5, 2, 'c', '1', 3, 's', 's', 'h'}));
+  CHECK(encode_control(SessionResumed{6}) == bytes({4, 13, 0, 8, 0, 0, 0, 0, 0, 0, 0, 6}));
+  CHECK(encode_control(PeerLost{7}) == bytes({4, 14, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7}));
+  CHECK(encode_control(Heartbeat{}) == bytes({4, 15, 0, 0}));
   const std::string pwd(22, 'p');
   Bytes candidates =
-      bytes({3, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
+      bytes({4, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
   candidates.insert(candidates.end(), pwd.begin(), pwd.end());
   const Bytes entries = bytes({2, 1,    0x7E, 0, 0,    0xFF, 4,  203, 0, 113, 5,    0x0D, 0x96,
                                1, 0x64, 0,    0, 0xFF, 4,    10, 0,   0, 2,   0x11, 0x5C});
@@ -131,10 +131,10 @@ TEST_CASE("control: Candidates checks its fields", "[control]") {
 }
 
 TEST_CASE("control: type codes and names", "[control]") {
-  const char* names[] = {"Hello",         "ObservedAddress", "OpenSession",   "SessionOffer",
-                         "SessionAccept", "SessionReady",    "SessionReject", "SessionClosed",
-                         "ErrorMessage",  "Candidates",      "StartChecks",   "ResumeSession",
-                         "SessionResumed", "PeerLost",      "Heartbeat"};
+  const char* names[] = {"Hello",          "ObservedAddress", "OpenSession",   "SessionOffer",
+                         "SessionAccept",  "SessionReady",    "SessionReject", "SessionClosed",
+                         "ErrorMessage",   "Candidates",      "StartChecks",   "ResumeSession",
+                         "SessionResumed", "PeerLost",        "Heartbeat"};
   const ControlMessage one_of_each[] = {
       Hello{Role::Agent, {}},
       ObservedAddress{Address::ipv4(1, 2)},
@@ -162,7 +162,14 @@ TEST_CASE("control: truncation at every byte offset is rejected", "[control]") {
   for (const auto& m : ztna::test::control_samples()) {
     const Bytes frame = encode_control(m);
     const auto payload = payload_of(frame);
+    // An OpenSession cut right after its service is one without candidates: valid. (The frame
+    // header says how long the payload is, so a cut inside a frame is a sender's bug anyway.)
+    size_t valid_cut = SIZE_MAX;
+    if (const auto* open = std::get_if<OpenSession>(&m); open && open->candidates)
+      valid_cut =
+          encode_control(OpenSession{open->request_id, open->service}).size() - kControlHeaderSize;
     for (size_t n = 0; n < payload.size(); ++n) {
+      if (n == valid_cut) continue;
       INFO(message_name(m) << " cut to " << n << " payload bytes");
       std::string error;
       CHECK_FALSE(decode_control_payload(frame[1], payload.first(n), error));
@@ -179,7 +186,37 @@ TEST_CASE("control: trailing bytes inside a frame are rejected", "[control]") {
     INFO(message_name(m));
     std::string error;
     CHECK_FALSE(decode_control_payload(frame[1], payload, error));
-    CHECK(error == std::string(message_name(m)) + ": 1 trailing bytes");
+    // What follows an OpenSession's service is its candidates (version 4): one byte is a
+    // truncated Candidates body, and after the candidates nothing may follow.
+    const bool open_without_candidates =
+        std::holds_alternative<OpenSession>(m) && !std::get<OpenSession>(m).candidates;
+    CHECK(error == std::string(message_name(m)) +
+                       (open_without_candidates ? ": truncated" : ": 1 trailing bytes"));
+  }
+}
+
+TEST_CASE("control: OpenSession carries round-1 candidates (version 4)", "[control]") {
+  const Address v4 = *Address::parse("198.51.100.20:40000");
+  OpenSession m{7, "ssh"};
+  m.candidates = Candidates{0, 1, "abcdefgh", std::string(24, 'p'), {{1, 2130706431, v4}}, 40};
+  const Bytes frame = encode_control(m);
+  std::string error;
+  auto back =
+      decode_control_payload(frame[1], {frame.begin() + kControlHeaderSize, frame.end()}, error);
+  REQUIRE(back);
+  CHECK(std::get<OpenSession>(*back) == m);
+  // Only session 0, generation 1: the request's session has no id yet, and it is round 1.
+  for (auto [session, generation] : {std::pair<uint64_t, uint32_t>{5, 1}, {0, 2}}) {
+    OpenSession bad = m;
+    bad.candidates->session_id = session;
+    bad.candidates->generation = generation;
+    CHECK_THROWS_AS(encode_control(bad), std::invalid_argument);
+    Bytes payload(frame.begin() + kControlHeaderSize, frame.end());
+    // The u64 session id follows request id (4), service (1 + 3): byte 8 .. 15.
+    payload[15] = static_cast<uint8_t>(session);
+    payload[16 + 3] = static_cast<uint8_t>(generation);
+    CHECK_FALSE(decode_control_payload(frame[1], payload, error));
+    CHECK(error == "OpenSession: OpenSession candidates must have session 0 and generation 1");
   }
 }
 
@@ -242,11 +279,11 @@ TEST_CASE("control: names in other messages", "[control]") {
   CHECK(decode_error(ControlType::SessionReady,
                      bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, ' ', 4, 1, 2, 3, 4, 0, 80})) ==
         "SessionReady: invalid connector name");
-  CHECK(decode_error(ControlType::SessionReady, bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'c', 4,
-                                                       1, 2, 3, 4, 0, 80, 0, 0})) ==
+  CHECK(decode_error(ControlType::SessionReady, bytes({0, 0,   0, 1, 0, 0, 0, 0, 0,  0, 0, 1,
+                                                       1, 'c', 4, 1, 2, 3, 4, 0, 80, 0, 0})) ==
         "SessionReady: authorization of 0 bytes");
-  CHECK(decode_error(ControlType::SessionReady, bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 'c', 4,
-                                                       1, 2, 3, 4, 0, 80, 0, 2, 9})) ==
+  CHECK(decode_error(ControlType::SessionReady, bytes({0, 0,   0, 1, 0, 0, 0, 0, 0,  0, 0, 1,
+                                                       1, 'c', 4, 1, 2, 3, 4, 0, 80, 0, 2, 9})) ==
         "SessionReady: truncated");
 }
 

@@ -49,7 +49,7 @@ struct Lab {
   CheckCoordinator coordinator;
   Side agent, connector;
 
-  Lab() {
+  explicit Lab(bool immediate_migration = true) {
     agent.host = *Address::parse("192.0.2.10:5000");
     connector.host = *Address::parse("192.0.2.20:6000");
     for (auto* s : {&agent, &connector}) {
@@ -57,6 +57,7 @@ struct Lab {
       PathManagerConfig c;
       c.controlling = s == &agent;
       c.session_id = kSession;
+      c.immediate_migration = immediate_migration;
       c.random = [this](std::span<uint8_t> out) {
         for (auto& b : out)
           b = static_cast<uint8_t>(rng());
@@ -134,17 +135,34 @@ TEST_CASE("path manager: relay -> direct after one round", "[path]") {
   CHECK(lab.agent.directs[0] == lab.connector.host);
   CHECK(lab.connector.directs.empty());               // the controlled side never migrates
   CHECK(lab.agent.pm->active() == ActivePath::Relay); // until QUIC validates the path
+  const Timestamp moved = lab.now;
+  lab.run_for(2 * kMs); // the validation takes a round trip
   lab.agent.pm->on_path_validated(true, true, lab.now);
   CHECK(lab.agent.pm->active() == ActivePath::Direct);
   CHECK(lab.agent.pm->counters().upgrades == 1);
+  // Immediate migration (the default): data went direct at the move, validated a round later.
   REQUIRE(lab.agent.pm->time_to_direct());
+  REQUIRE(lab.agent.pm->time_to_validated());
   CHECK(lab.agent.pm->time_to_direct()->count() > 0);
+  CHECK(*lab.agent.pm->time_to_validated() - *lab.agent.pm->time_to_direct() ==
+        std::chrono::microseconds((lab.now - moved) / 1000));
   CHECK(lab.agent.pm->generation() == 1);
   CHECK(lab.connector.pm->generation() == 1);
   // The connector saw the nomination.
   REQUIRE(lab.connector.pm->checks());
   REQUIRE(lab.connector.pm->checks()->selected());
   CHECK(lab.connector.pm->checks()->selected()->remote.address == lab.agent.host);
+}
+
+TEST_CASE("path manager: without immediate migration, data goes direct once validated", "[path]") {
+  Lab lab(false);
+  lab.start();
+  lab.run_for(2000 * kMs, [&] { return !lab.agent.directs.empty(); });
+  REQUIRE(lab.agent.directs.size() == 1);
+  lab.run_for(2 * kMs);
+  lab.agent.pm->on_path_validated(true, true, lab.now);
+  REQUIRE(lab.agent.pm->time_to_direct());
+  CHECK(lab.agent.pm->time_to_direct() == lab.agent.pm->time_to_validated());
 }
 
 TEST_CASE("path manager: no migration before the handshake is confirmed", "[path]") {
