@@ -191,7 +191,10 @@ void Agent::on_control_message(size_t i, const wire::ControlMessage& m) {
       it->second->paths().on_start_checks(start->generation);
     return;
   }
-  if (std::holds_alternative<wire::ObservedAddress>(m)) return update_candidates();
+  if (std::holds_alternative<wire::ObservedAddress>(m)) {
+    nat_check_.refresh(control_); // a new reflexive address may be a new NAT
+    return update_candidates();
+  }
   spdlog::warn("control: unexpected {} from intermediate, ignored", wire::message_name(m));
 }
 
@@ -304,6 +307,7 @@ void Agent::update_candidates() {
 }
 
 void Agent::on_stun(const Address& from, std::span<const uint8_t> datagram) {
+  if (nat_check_.on_stun(from, datagram)) return; // an answer to our NAT discovery
   std::vector<io::PathLayer*> layers;
   for (auto& [id, s] : sessions_)
     layers.push_back(&s->paths());
@@ -446,6 +450,7 @@ void Agent::on_control_lost(const std::string& why) {
 void Agent::on_control_connected(size_t i) {
   // A new home may see us at another address (a NAT that maps per destination).
   update_candidates();
+  nat_check_.refresh(control_);
   std::vector<uint64_t> unfinished;
   for (auto& [id, s] : sessions_) {
     if (!s->established()) {
@@ -567,6 +572,7 @@ nlohmann::json Agent::status() const {
   j["name"] = tls_->name();
   j["listen"] = endpoint_.socket().local().to_string();
   j["control"] = control_.status();
+  j["nat"] = nat_check_.status();
   j["crl"] = {{"file", tls_->files().crl}, {"revoked", tls_->revoked_count()}};
   j["exposes"] = nlohmann::json::array();
   for (auto& l : listeners_) {

@@ -4,6 +4,7 @@
 
 #include "io/control_plane.hpp"
 #include "io/endpoint.hpp"
+#include "io/nat_check.hpp"
 #include "io/refusal_log.hpp"
 #include "io/status_server.hpp"
 #include "local_listener.hpp"
@@ -110,6 +111,7 @@ private:
   io::RefusalLog refusals_;
   uint64_t reloads_ = 0, reload_failures_ = 0;
   io::ControlPlane control_;
+  io::NatCheck nat_check_{endpoint_.socket()}; // what NAT we are behind (RFC 5780)
   std::vector<std::unique_ptr<LocalListener>> listeners_;
   std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
   std::map<std::string, uint64_t> session_of_service_;

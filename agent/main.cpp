@@ -2,6 +2,7 @@
 #include "agent.hpp"
 
 #include "io/daemon_cli.hpp"
+#include "io/netcheck_command.hpp"
 #include "io/status_command.hpp"
 
 #include <CLI/CLI.hpp>
@@ -126,9 +127,13 @@ int main(int argc, char** argv) {
   ping->add_option("--status-socket", status_socket, "Unix socket of the agent")
       ->capture_default_str();
 
+  ztna::io::NetcheckOptions netcheck_options;
+  auto* netcheck = ztna::io::add_netcheck_subcommand(app, netcheck_options);
+
   if (auto rc = ztna::io::parse_command_line(app, argc, argv)) return *rc;
   if (*status) return ztna::io::run_status_command(status_socket, json, print_human);
   if (*ping) return run_ping(status_socket, ping_service, ping_count);
+  if (*netcheck) return ztna::io::run_netcheck(netcheck_options);
 
   return ztna::io::run_daemon("agent", log_level, status_socket, [&](boost::asio::io_context& io) {
     auto t = ztna::io::resolve(target);

@@ -111,7 +111,10 @@ void Connector::on_control_message(size_t i, const wire::ControlMessage& m) {
       control_.send(i, wire::SessionClosed{query->session_id, wire::ErrorCode::SessionGone});
     return;
   }
-  if (std::holds_alternative<wire::ObservedAddress>(m)) return update_candidates();
+  if (std::holds_alternative<wire::ObservedAddress>(m)) {
+    nat_check_.refresh(control_); // a new reflexive address may be a new NAT
+    return update_candidates();
+  }
   if (auto* closed = std::get_if<wire::SessionClosed>(&m)) {
     if (session_via(i, closed->session_id))
       end_session(closed->session_id,
@@ -243,6 +246,7 @@ void Connector::update_candidates() {
 }
 
 void Connector::on_stun(const Address& from, std::span<const uint8_t> datagram) {
+  if (nat_check_.on_stun(from, datagram)) return; // an answer to our NAT discovery
   std::vector<io::PathLayer*> layers;
   for (auto& [id, s] : sessions_)
     layers.push_back(&s->paths());
@@ -282,6 +286,7 @@ void Connector::on_control_lost(size_t i, const std::string& why) {
 // Registered again: every live session is announced (docs/protocol.md §6.2). Offers whose
 // handshake had not completed cannot be resumed: they end.
 void Connector::on_control_connected(size_t i) {
+  nat_check_.refresh(control_);
   std::vector<uint64_t> unfinished;
   size_t announced = 0;
   for (auto& [id, s] : sessions_) {
@@ -389,6 +394,7 @@ nlohmann::json Connector::status() const {
   j["name"] = tls_->name();
   j["listen"] = endpoint_.socket().local().to_string();
   j["control"] = control_.status();
+  j["nat"] = nat_check_.status();
   j["crl"] = {{"file", tls_->files().crl}, {"revoked", tls_->revoked_count()}};
   j["services"] = nlohmann::json::array();
   for (auto& [name, s] : services_)

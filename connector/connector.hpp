@@ -6,6 +6,7 @@
 #include "backend_session.hpp"
 #include "io/control_plane.hpp"
 #include "io/endpoint.hpp"
+#include "io/nat_check.hpp"
 #include "io/refusal_log.hpp"
 #include "session/allow_list.hpp"
 
@@ -63,6 +64,7 @@ private:
   std::map<std::string, ServiceSpec, std::less<>> services_;
   io::RefusalLog refusals_;
   io::ControlPlane control_;
+  io::NatCheck nat_check_{endpoint_.socket()}; // what NAT we are behind (RFC 5780)
   session::ReplayGuard replay_;
   SocketBudget sockets_;
   std::map<uint64_t, std::unique_ptr<BackendSession>> sessions_;

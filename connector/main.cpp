@@ -28,9 +28,9 @@ void print_human(const nlohmann::json& j) {
   for (auto& s : j["sessions"]) {
     std::cout << "  agent " << s.value("agent", "?") << " [" << s.value("service", "?") << "]"
               << (s.value("authorized", false) ? "" : " (not authorized yet)") << " via "
-              << s.value("path", "?") << ", "
-              << s.value("state", "?") << ", rtt " << ztna::io::human_ms(s.value("rtt_ms", 0.0))
-              << ", sent " << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
+              << s.value("path", "?") << ", " << s.value("state", "?") << ", rtt "
+              << ztna::io::human_ms(s.value("rtt_ms", 0.0)) << ", sent "
+              << ztna::io::human_bytes(s.value("bytes_sent", 0ull)) << ", received "
               << ztna::io::human_bytes(s.value("bytes_received", 0ull)) << ", "
               << s.value("open_streams", 0) << " streams, " << s.value("udp_flows", 0)
               << " udp flows\n";
