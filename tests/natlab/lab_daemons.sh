@@ -5,13 +5,21 @@
 # natlab.sh, then this file. Processes are started with ztna_spawn, so lib.sh stops them at exit;
 # the lab itself is torn down after them (ZTNA_EXIT_HOOKS).
 #
-# The intermediate lives on the lab's internet at $LAB_INTERMEDIATE_IP:4433; a backend (nginx)
-# and the connector share a host, the backend on that host's own loopback, as next to a real
-# private app. Agents always look for direct paths here.
+# The intermediate lives on the lab's internet at $LAB_INTERMEDIATE_IP:4433 (IPv4 or IPv6); a
+# backend (nginx) and the connector share a host, the backend on that host's own loopback, as
+# next to a real private app. Agents always look for direct paths here. Peers listen on
+# $LAB_PEER_LISTEN: IPv4 only by default, "[::]:0" for a dual-stack socket (the daemons' own
+# default), whose host candidates are both families.
 
 LAB_INTERMEDIATE_IP=${LAB_INTERMEDIATE_IP:-203.0.113.10}
 LAB_INTERMEDIATE_PORT=4433
+LAB_PEER_LISTEN=${LAB_PEER_LISTEN:-0.0.0.0:0}
 LAB_BACKEND_PORT=8080
+
+# lab_hostport IP PORT: IP:PORT, an IPv6 IP in brackets.
+lab_hostport() {
+  if [[ $1 == *:* ]]; then echo "[$1]:$2"; else echo "$1:$2"; fi
+}
 
 # lab_in HOST cmd...: run a command inside HOST's namespace.
 lab_in() {
@@ -35,7 +43,7 @@ lab_start_intermediate() {
   local args
   mapfile -t args < <(ztna_intermediate_args)
   ztna_spawn intermediate 1 ip netns exec "$(natlab_ns "$host")" "$ZTNA_INTERMEDIATE_BIN" run \
-    --listen "$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT" "${args[@]}" \
+    --listen "$(lab_hostport "$LAB_INTERMEDIATE_IP" "$LAB_INTERMEDIATE_PORT")" "${args[@]}" \
     --status-socket "$sock" --log-level "${ZTNA_LOG_LEVEL:-info}" "$@"
   ztna_wait_for 30 "intermediate status socket answers" ztna_json intermediate
 }
@@ -52,7 +60,7 @@ lab_start_named_intermediate() {
   mapfile -t args < <(ztna_intermediate_args)
   [[ -z ${LAB_ETCD_HOST:-} ]] || mapfile -t etcd < <(lab_etcd_args; printf '%s\n' --etcd-node "$name" --etcd-lease-ttl 2)
   ztna_spawn "$name" 1 ip netns exec "$(natlab_ns "$host")" "$ZTNA_INTERMEDIATE_BIN" run \
-    --listen "$ip:$LAB_INTERMEDIATE_PORT" "${args[@]}" --status-socket "$sock" \
+    --listen "$(lab_hostport "$ip" "$LAB_INTERMEDIATE_PORT")" "${args[@]}" --status-socket "$sock" \
     --log-level "${ZTNA_LOG_LEVEL:-info}" "${etcd[@]}" "$@"
   ztna_wait_for 30 "$name status socket answers" ztna_json "$name"
 }
@@ -89,13 +97,15 @@ lab_tcp_listening() {
 }
 
 # lab_start_peer ROLE NAME HOST [args...]: a connector or an agent on HOST, with the
-# deployment's certificates for NAME; agents look for direct paths.
+# deployment's certificates for NAME, on $LAB_PEER_LISTEN, registering with the intermediate at
+# $LAB_INTERMEDIATE_IP; agents look for direct paths.
 lab_start_peer() {
   local role=$1 name=$2 host=$3 ns
   shift 3
   ns=$(natlab_ns "$host") || ztna_fail "no lab host $host"
   ZTNA_PEER_NETNS=$ns ZTNA_AGENT_PATHS=auto \
-    ZTNA_PEER_INTERMEDIATE=$LAB_INTERMEDIATE_IP:$LAB_INTERMEDIATE_PORT ZTNA_PEER_LISTEN=0.0.0.0:0 \
+    ZTNA_PEER_INTERMEDIATE=$(lab_hostport "$LAB_INTERMEDIATE_IP" "$LAB_INTERMEDIATE_PORT") \
+    ZTNA_PEER_LISTEN=$LAB_PEER_LISTEN \
     ztna_start_peer "$role" "$name" "$ZTNA_CERTS/ca.pem" "$ZTNA_CERTS/$role-$name.pem" \
     "$ZTNA_CERTS/$role-$name.key" "$@"
 }
