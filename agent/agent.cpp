@@ -277,6 +277,7 @@ void Agent::start_paths(TunnelSession& s, std::optional<wire::Candidates> offer)
   // with the request when it could.
   ice::PathManagerConfig config;
   config.offer = std::move(offer);
+  config.local_nat = nat_check_.wire();
   s.paths().start_checks(std::move(config),
                          io::gather_candidates(endpoint_.socket(), control_.observed_address()));
 }
@@ -284,10 +285,16 @@ void Agent::start_paths(TunnelSession& s, std::optional<wire::Candidates> offer)
 std::optional<wire::Candidates> Agent::make_offer() const {
   if (options_.relay_only) return std::nullopt;
   auto locals = io::gather_candidates(endpoint_.socket(), control_.observed_address());
-  auto offer = ice::make_offer(std::move(locals), io::random_fill,
-                               ice::PathManagerConfig{}.checks.max_transmissions);
+  auto offer =
+      ice::make_offer(std::move(locals), io::random_fill,
+                      ice::PathManagerConfig{}.checks.max_transmissions, nat_check_.wire());
   if (offer.candidates.empty()) return std::nullopt; // nothing to check: the relay it is
   return offer;
+}
+
+void Agent::on_nat_report(const nat::NatReport& report) {
+  for (auto& [id, s] : sessions_)
+    s->paths().set_local_nat(nat::to_wire(report));
 }
 
 bool Agent::signal(uint64_t, const wire::ControlMessage& m) {

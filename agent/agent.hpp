@@ -39,7 +39,7 @@ struct AgentCounters {
   uint64_t datagrams_malformed = 0;
 };
 
-class Agent : private io::PathSignaling {
+class Agent : private io::PathSignaling, private io::NatCheck::Listener {
 public:
   Agent(boost::asio::io_context& io, AgentOptions options);
   void start();
@@ -95,6 +95,8 @@ private:
   bool signal(uint64_t session_id, const wire::ControlMessage& m) override;
   std::optional<Address> fallback_relay(uint64_t session_id) override;
   io::PathSignaling& signaling() { return *this; }
+  // io::NatCheck::Listener: our sessions signal it from their next round on.
+  void on_nat_report(const nat::NatReport& report) override;
   void update_candidates();
   TunnelSession& create_session(size_t via, const wire::SessionReady& m, const std::string& service,
                                 std::optional<wire::Candidates> offer);
@@ -111,7 +113,7 @@ private:
   io::RefusalLog refusals_;
   uint64_t reloads_ = 0, reload_failures_ = 0;
   io::ControlPlane control_;
-  io::NatCheck nat_check_{endpoint_.socket()}; // what NAT we are behind (RFC 5780)
+  io::NatCheck nat_check_{endpoint_.socket(), this}; // what NAT we are behind (RFC 5780)
   std::vector<std::unique_ptr<LocalListener>> listeners_;
   std::map<uint64_t, std::unique_ptr<TunnelSession>> sessions_;
   std::map<std::string, uint64_t> session_of_service_;

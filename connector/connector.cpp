@@ -177,11 +177,18 @@ void Connector::on_offer(size_t via, const wire::SessionOffer& offer) {
   auto session = std::make_unique<BackendSession>(endpoint_, signaling(), control_.address(via),
                                                   std::move(gate), sockets_, counters_);
   // The controlled side of the checks (DESIGN D4): it joins the rounds the agent opens.
+  ice::PathManagerConfig checks;
+  checks.local_nat = nat_check_.wire();
   session->paths().start_checks(
-      {}, io::gather_candidates(endpoint_.socket(), control_.observed_address()));
+      std::move(checks), io::gather_candidates(endpoint_.socket(), control_.observed_address()));
   session->set_via(via);
   sessions_.emplace(offer.session_id, std::move(session));
   control_.send(via, wire::SessionAccept{offer.session_id});
+}
+
+void Connector::on_nat_report(const nat::NatReport& report) {
+  for (auto& [id, s] : sessions_)
+    s->paths().set_local_nat(nat::to_wire(report));
 }
 
 bool Connector::signal(uint64_t session_id, const wire::ControlMessage& m) {

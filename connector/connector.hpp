@@ -29,7 +29,7 @@ struct ConnectorOptions {
   size_t sockets_per_session = 256;
 };
 
-class Connector : private io::PathSignaling {
+class Connector : private io::PathSignaling, private io::NatCheck::Listener {
 public:
   Connector(boost::asio::io_context& io, ConnectorOptions options);
   void start();
@@ -49,6 +49,8 @@ private:
   bool signal(uint64_t session_id, const wire::ControlMessage& m) override;
   std::optional<Address> fallback_relay(uint64_t) override { return std::nullopt; }
   io::PathSignaling& signaling() { return *this; }
+  // io::NatCheck::Listener: our sessions signal it from their next round on.
+  void on_nat_report(const nat::NatReport& report) override;
   void end_session(uint64_t id, const std::string& why, bool tell_intermediate);
   void on_control_lost(size_t i, const std::string& why);
   void on_control_connected(size_t i);
@@ -64,7 +66,7 @@ private:
   std::map<std::string, ServiceSpec, std::less<>> services_;
   io::RefusalLog refusals_;
   io::ControlPlane control_;
-  io::NatCheck nat_check_{endpoint_.socket()}; // what NAT we are behind (RFC 5780)
+  io::NatCheck nat_check_{endpoint_.socket(), this}; // what NAT we are behind (RFC 5780)
   session::ReplayGuard replay_;
   SocketBudget sockets_;
   std::map<uint64_t, std::unique_ptr<BackendSession>> sessions_;

@@ -1,5 +1,7 @@
 #include "ice/path_manager.hpp"
 
+#include "nat/nat_discovery.hpp"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -56,8 +58,9 @@ uint16_t candidate_padding(const wire::Candidates& m, int max_transmissions) {
 
 wire::Candidates make_offer(std::vector<Candidate> locals,
                             const std::function<void(std::span<uint8_t>)>& random,
-                            int max_transmissions) {
+                            int max_transmissions, uint8_t nat) {
   wire::Candidates m{0, 1, random_ice_string(8, random), random_ice_string(24, random), {}};
+  m.nat = nat;
   for (const auto& c : locals) {
     if (m.candidates.size() == wire::kMaxCandidates) break;
     if (may_probe(c.address))
@@ -184,10 +187,12 @@ void PathManager::new_check_list() {
   checks_->set_local_candidates(locals_);
   remotes_.clear();
   round_concluded_ = false;
+  hopeless_round_ = false;
 }
 
 void PathManager::send_own_candidates() {
   wire::Candidates m{config_.session_id, generation_, local_ufrag_, local_password_, {}};
+  m.nat = config_.local_nat;
   for (const auto& c : locals_) {
     if (m.candidates.size() == wire::kMaxCandidates) break;
     m.candidates.push_back({static_cast<uint8_t>(c.type), c.priority, c.address});
@@ -226,15 +231,34 @@ void PathManager::refuse(ProbeRefusal why) {
   counters_.refused_by_reason[static_cast<size_t>(why)]++;
 }
 
+bool PathManager::ipv4_hopeless(const wire::Candidates& m) const {
+  if (!nat::hard_on_wire(config_.local_nat) || !nat::hard_on_wire(m.nat)) return false;
+  // Behind the same NAT (the same reflexive IP), host candidates meet on the LAN.
+  for (const auto& ours : locals_) {
+    if (ours.type != CandidateType::ServerReflexive) continue;
+    for (const auto& theirs : m.candidates)
+      if (static_cast<CandidateType>(theirs.type) == CandidateType::ServerReflexive &&
+          theirs.address.ip_bytes() == ours.address.ip_bytes())
+        return false;
+  }
+  return true;
+}
+
 void PathManager::add_remote(const wire::Candidates& m) {
   if (!checks_) new_check_list();
   remote_ufrag_ = m.ufrag;
   remote_password_ = m.password;
+  remote_nat_ = m.nat;
+  const bool hopeless = ipv4_hopeless(m);
   std::vector<Candidate> remotes;
-  size_t refused = 0;
+  size_t refused = 0, unreachable = 0;
   std::string shown;
   for (const auto& e : m.candidates) {
     const Candidate c{static_cast<CandidateType>(e.type), e.address, e.priority};
+    if (hopeless && !c.address.is_v6()) {
+      unreachable++;
+      continue;
+    }
     if (const auto why = probe_refusal(c.address); why != ProbeRefusal::None) {
       refuse(why);
       if (refused < kRefusalsShown)
@@ -252,6 +276,16 @@ void PathManager::add_remote(const wire::Candidates& m) {
     events_.note("round " + std::to_string(generation_) + ": refused " + std::to_string(refused) +
                  " of the peer's " + std::to_string(m.candidates.size()) +
                  " candidates, which no check may go to (" + shown + ")");
+  }
+  if (unreachable > 0) {
+    counters_.candidates_unreachable += unreachable;
+    if (!hopeless_round_)
+      events_.note("round " + std::to_string(generation_) + ": both ends are behind NATs that " +
+                   "map per destination with unpredictable ports (ours: " +
+                   nat::describe_wire(config_.local_nat) +
+                   "; the peer's: " + nat::describe_wire(m.nat) + "): the peer's " +
+                   std::to_string(unreachable) + " IPv4 candidate(s) are not checked");
+    hopeless_round_ = true;
   }
   checks_->add_remote_candidates(remotes);
   for (const auto& c : remotes) {
@@ -441,6 +475,13 @@ void PathManager::drive_checks(Timestamp now) {
 void PathManager::conclude_round(Timestamp now) {
   round_concluded_ = true;
   if (active_ == ActivePath::Direct) return; // the current direct path still has consent
+  if (hopeless_round_ && checks_->pairs().empty()) {
+    // Nothing could work and nothing was sent; retrying would change nothing. A new round
+    // comes when either end's candidates change (a new network).
+    events_.note("no direct path can exist in round " + std::to_string(generation_) +
+                 "; staying on the relay without checks");
+    return;
+  }
   events_.note("no direct path in round " + std::to_string(generation_) + " (" +
                std::to_string(checks_->pairs().size()) + " pairs failed); staying on the relay");
   schedule_retry(now);

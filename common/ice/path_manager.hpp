@@ -94,7 +94,7 @@ uint16_t candidate_padding(const wire::Candidates& m, int max_transmissions);
 // out, and at most wire::kMaxCandidates are offered.
 wire::Candidates make_offer(std::vector<Candidate> locals,
                             const std::function<void(std::span<uint8_t>)>& random,
-                            int max_transmissions);
+                            int max_transmissions, uint8_t nat = 0);
 
 enum class ActivePath { Relay, Direct };
 const char* to_string(ActivePath p);
@@ -122,6 +122,8 @@ struct PathManagerConfig {
   // docs/protocol.md §6.1): its credentials and candidates. The first set_local_candidates()
   // begins round 1 without signaling it again.
   std::optional<wire::Candidates> offer;
+  // What our NAT does (wire::Candidates::nat, from nat::to_wire): signalled with our candidates.
+  uint8_t local_nat = 0;
   std::chrono::milliseconds retry_initial{1000}; // upgrade retries after a failure...
   std::chrono::milliseconds retry_max{8000};     // ...double up to this
 };
@@ -141,8 +143,11 @@ struct PathCounters {
   uint64_t checks_over_budget = 0;    // not sent: the anti-amplification budget was spent
   uint64_t checks_over_round_cap = 0; // not sent: kMaxChecksPerRound reached
   uint64_t rounds_deferred = 0;       // rounds that had to wait for the round rate limit
-  uint64_t signaling_bytes = 0;       // frame bytes of the peer's Candidates received
-  uint64_t unvalidated_bytes = 0;     // check bytes sent toward unvalidated addresses
+  // The peer's IPv4 candidates not checked because both NATs are hard (map per destination with
+  // unpredictable ports): no IPv4 path through them can exist.
+  uint64_t candidates_unreachable = 0;
+  uint64_t signaling_bytes = 0;   // frame bytes of the peer's Candidates received
+  uint64_t unvalidated_bytes = 0; // check bytes sent toward unvalidated addresses
 };
 
 class PathManager {
@@ -170,6 +175,8 @@ public:
   void on_path_validated(bool direct, bool success, Timestamp now);
 
   void handle_timeout(Timestamp now);
+  // Our NAT was measured (again): signalled with our next Candidates.
+  void set_local_nat(uint8_t nat) { config_.local_nat = nat; }
   Timestamp next_timeout() const;
 
   // --- for status ---
@@ -216,6 +223,9 @@ private:
   void drive_checks(Timestamp now);
   void drive_consent(Timestamp now);
   void conclude_round(Timestamp now);
+  // Both NATs map per destination with ports neither side can predict, and the two ends are not
+  // behind the same NAT: IPv4 checks through them cannot succeed (docs/nat-compatibility.md).
+  bool ipv4_hopeless(const wire::Candidates& m) const;
   void schedule_retry(Timestamp now);
   uint32_t random_u32();
 
@@ -249,6 +259,8 @@ private:
   std::optional<std::string> pending_own_;     // our round waits for the limit (why)
   std::vector<wire::Candidates> pending_join_; // the peer's newest round waits for the limit
   uint32_t refusals_noted_ = 0;                // the last generation whose refusals we noted
+  uint8_t remote_nat_ = 0;                     // the peer's, from its latest Candidates
+  bool hopeless_round_ = false; // this round's IPv4 candidates were dropped as unreachable
   size_t checks_this_round_ = 0;
 };
 

@@ -42,6 +42,8 @@ public:
   // A STUN datagram that arrived on the socket: true if it was the discovery's (consumed).
   bool on_stun(const Address& from, std::span<const uint8_t> datagram);
   const std::optional<nat::NatReport>& last() const { return last_; }
+  // The last report as Candidates carry it (0, unknown, before the first).
+  uint8_t wire() const { return last_ ? nat::to_wire(*last_) : 0; }
   // {"state": "running"|"done"|"not run", and the last report's fields}.
   nlohmann::json status() const;
 

@@ -66,6 +66,10 @@ public:
   void start_checks(ice::PathManagerConfig config, std::vector<ice::Candidate> locals);
   const ice::PathManager* manager() const { return manager_.get(); }
   void set_local_candidates(std::vector<ice::Candidate> candidates);
+  // What our NAT does (nat::to_wire), signalled with our next candidates.
+  void set_local_nat(uint8_t nat) {
+    if (manager_) manager_->set_local_nat(nat);
+  }
   void on_candidates(const wire::Candidates& m);
   void on_start_checks(uint32_t generation);
   ice::PathManager::StunResult on_stun(const Address& from, std::span<const uint8_t> datagram,

@@ -49,6 +49,7 @@ nlohmann::json path_status(const ice::PathManager& m) {
   j["checks_over_budget"] = c.checks_over_budget;
   j["checks_over_round_cap"] = c.checks_over_round_cap;
   j["rounds_deferred"] = c.rounds_deferred;
+  j["candidates_unreachable"] = c.candidates_unreachable;
   j["check_budget"] = {{"signaling_bytes", c.signaling_bytes},
                        {"unvalidated_bytes", c.unvalidated_bytes},
                        {"left", m.budget_left()}};

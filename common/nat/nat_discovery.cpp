@@ -92,6 +92,52 @@ std::string NatReport::summary() const {
   return s;
 }
 
+uint8_t to_wire(const NatReport& r) {
+  uint8_t mapping = 0;
+  switch (r.mapping) {
+  case Mapping::Unknown:
+    mapping = 0;
+    break;
+  case Mapping::None:
+    mapping = 1;
+    break;
+  case Mapping::EndpointIndependent:
+    mapping = 2;
+    break;
+  case Mapping::AddressDependent:
+    mapping = 3;
+    break;
+  case Mapping::AddressAndPortDependent:
+    mapping = 4;
+    break;
+  case Mapping::Dependent:
+    mapping = 5;
+    break;
+  }
+  return static_cast<uint8_t>(mapping << 4 | static_cast<uint8_t>(r.allocation) << 2 |
+                              static_cast<uint8_t>(r.filtering));
+}
+
+bool hard_on_wire(uint8_t nat) {
+  const int mapping = nat >> 4;
+  const auto allocation = static_cast<Allocation>((nat >> 2) & 3);
+  return mapping >= 3 && mapping <= 5 && allocation != Allocation::Sequential;
+}
+
+std::string describe_wire(uint8_t nat) {
+  static const char* mappings[] = {"unknown",
+                                   "no NAT",
+                                   "endpoint-independent mapping",
+                                   "address-dependent mapping",
+                                   "address-and-port-dependent mapping",
+                                   "destination-dependent mapping"};
+  const int mapping = nat >> 4;
+  std::string s = mapping <= 5 ? mappings[mapping] : "?";
+  const auto allocation = static_cast<Allocation>((nat >> 2) & 3);
+  if (allocation != Allocation::Unknown) s += std::string(", ") + to_string(allocation) + " ports";
+  return s;
+}
+
 NatDiscovery::NatDiscovery(DiscoveryConfig config, Timestamp now) : config_(std::move(config)) {
   if (config_.servers.empty()) throw std::invalid_argument("NAT discovery needs a server");
   if (!config_.random) throw std::invalid_argument("NAT discovery needs a random source");

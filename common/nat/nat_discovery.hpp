@@ -85,6 +85,12 @@ struct NatReport {
   std::string summary() const;
 };
 
+// The report as Candidates carry it (wire::Candidates::nat, docs/protocol.md §4.4), and back:
+// whether a NAT so described is hard (NatReport::hard()).
+uint8_t to_wire(const NatReport& r);
+bool hard_on_wire(uint8_t nat);
+std::string describe_wire(uint8_t nat); // "address-and-port-dependent mapping, random ports"
+
 struct DiscoveryConfig {
   std::vector<Address> servers;               // the intermediates; the first is asked for RFC 5780
   Address local;                              // our socket's address (port used for preservation)

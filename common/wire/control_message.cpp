@@ -21,6 +21,7 @@ static_assert(kMaxControlType == std::variant_size_v<ControlMessage>);
 constexpr size_t kMinUfrag = 4, kMaxUfrag = 32;              // RFC 8445 §5.3 (upper bound ours)
 constexpr size_t kMinIcePassword = 22, kMaxIcePassword = 64; // RFC 8445 §5.3 (upper bound ours)
 constexpr uint8_t kMinCandidateType = 1, kMaxCandidateType = 4;
+constexpr uint8_t kMaxNatMapping = 5; // Candidates::nat, bits 7-4
 
 // ice-char = ALPHA / DIGIT / "+" / "/" (RFC 8839 §5.4).
 bool is_ice_string(std::string_view s, size_t min, size_t max) {
@@ -134,6 +135,8 @@ void put(ByteWriter& w, const Candidates& m) {
     w.u32(c.priority);
     put_address(w, c.address, "candidate address");
   }
+  if ((m.nat >> 4) > kMaxNatMapping) invalid("unknown NAT mapping kind");
+  w.u8(m.nat);
   w.u16(m.padding);
   w.bytes(std::vector<uint8_t>(m.padding, 0));
 }
@@ -336,6 +339,9 @@ Candidates get_candidates(FieldReader& f) {
     c.address = f.address("candidate address");
     m.candidates.push_back(std::move(c));
   }
+  m.nat = f.u8();
+  if (f.ok() && (m.nat >> 4) > kMaxNatMapping)
+    f.fail("unknown NAT mapping kind " + std::to_string(m.nat >> 4));
   m.padding = f.u16();
   auto pad = f.bytes(m.padding);
   if (f.ok() && std::any_of(pad.begin(), pad.end(), [](uint8_t b) { return b != 0; }))
@@ -439,8 +445,8 @@ bool is_known_error_code(uint16_t value) {
 }
 
 size_t encoded_size(const Candidates& m) {
-  size_t n =
-      kControlHeaderSize + 8 + 4 + 1 + m.ufrag.size() + 1 + m.password.size() + 1 + 2 + m.padding;
+  size_t n = kControlHeaderSize + 8 + 4 + 1 + m.ufrag.size() + 1 + m.password.size() + 1 + 1 + 2 +
+             m.padding;
   for (const auto& c : m.candidates)
     n += 1 + 4 + 1 + (c.address.is_v6() ? 16 : 4) + 2;
   return n;

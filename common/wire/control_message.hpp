@@ -103,6 +103,13 @@ struct Candidates {
   std::string password; // 22..64 ice-chars
   std::vector<CandidateEntry> candidates;
   uint16_t padding = 0;
+  // Version 4: what the sender's NAT does (NAT behaviour discovery, RFC 5780), on the wire
+  // before the padding: bits 7-4 mapping (0 unknown, 1 no NAT, 2 endpoint-independent, 3
+  // address-dependent, 4 address-and-port-dependent, 5 destination-dependent), bits 3-2
+  // allocation (0 unknown, 1 port-preserving, 2 sequential, 3 random), bits 1-0 filtering (0
+  // unknown, 1 endpoint-independent, 2 address-dependent, 3 address-and-port-dependent).
+  // Mapping values above 5 are malformed.
+  uint8_t nat = 0;
   bool operator==(const Candidates&) const = default;
 };
 // agent -> intermediate.

@@ -68,20 +68,24 @@ TEST_CASE("control: golden bytes", "[control]") {
   CHECK(encode_control(Heartbeat{}) == bytes({4, 15, 0, 0}));
   const std::string pwd(22, 'p');
   Bytes candidates =
-      bytes({4, 10, 0, 67, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
+      bytes({4, 10, 0, 68, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2, 4, 'u', 'f', 'r', 'g', 22});
   candidates.insert(candidates.end(), pwd.begin(), pwd.end());
   const Bytes entries = bytes({2, 1,    0x7E, 0, 0,    0xFF, 4,  203, 0, 113, 5,    0x0D, 0x96,
                                1, 0x64, 0,    0, 0xFF, 4,    10, 0,   0, 2,   0x11, 0x5C});
   candidates.insert(candidates.end(), entries.begin(), entries.end());
-  candidates.push_back(0); // padding length
+  candidates.push_back(0x2B); // NAT: endpoint-independent, sequential, address-dependent
+  candidates.push_back(0);    // padding length
   candidates.push_back(0);
-  CHECK(encode_control(Candidates{5,
-                                  2,
-                                  "ufrg",
-                                  pwd,
-                                  {{1, 0x7E0000FF, *Address::parse("203.0.113.5:3478")},
-                                   {1, 0x640000FF, *Address::parse("10.0.0.2:4444")}}}) ==
-        candidates);
+  Candidates m{5,
+               2,
+               "ufrg",
+               pwd,
+               {{1, 0x7E0000FF, *Address::parse("203.0.113.5:3478")},
+                {1, 0x640000FF, *Address::parse("10.0.0.2:4444")}}};
+  m.nat = 0x2B;
+  CHECK(encode_control(m) == candidates);
+  m.nat = 0x60; // mapping 6: unknown
+  CHECK_THROWS_AS(encode_control(m), std::invalid_argument);
 }
 
 TEST_CASE("control: Candidates checks its fields", "[control]") {
@@ -94,6 +98,7 @@ TEST_CASE("control: Candidates checks its fields", "[control]") {
     b.insert(b.end(), password.begin(), password.end());
     b.push_back(count);
     b.insert(b.end(), tail.begin(), tail.end());
+    b.push_back(0); // NAT unknown
     b.push_back(0); // no padding
     b.push_back(0);
     return b;

@@ -49,7 +49,7 @@ struct Lab {
   CheckCoordinator coordinator;
   Side agent, connector;
 
-  explicit Lab(bool immediate_migration = true) {
+  explicit Lab(bool immediate_migration = true, uint8_t agent_nat = 0, uint8_t connector_nat = 0) {
     agent.host = *Address::parse("192.0.2.10:5000");
     connector.host = *Address::parse("192.0.2.20:6000");
     for (auto* s : {&agent, &connector}) {
@@ -58,6 +58,7 @@ struct Lab {
       c.controlling = s == &agent;
       c.session_id = kSession;
       c.immediate_migration = immediate_migration;
+      c.local_nat = s == &agent ? agent_nat : connector_nat;
       c.random = [this](std::span<uint8_t> out) {
         for (auto& b : out)
           b = static_cast<uint8_t>(rng());
@@ -163,6 +164,36 @@ TEST_CASE("path manager: without immediate migration, data goes direct once vali
   lab.agent.pm->on_path_validated(true, true, lab.now);
   REQUIRE(lab.agent.pm->time_to_direct());
   CHECK(lab.agent.pm->time_to_direct() == lab.agent.pm->time_to_validated());
+}
+
+TEST_CASE("path manager: two hard NATs settle on the relay at once, without checks", "[path]") {
+  // Address-and-port-dependent mapping with random ports (nat::to_wire): 4 << 4 | 3 << 2 | 3.
+  constexpr uint8_t kHard = 0x4F;
+  // The same with a sequential allocator: predictable, so not hard.
+  constexpr uint8_t kSequential = 0x4B;
+  SECTION("both hard") {
+    Lab lab(true, kHard, kHard);
+    lab.start();
+    lab.run_for(20 * kMs);
+    for (auto* s : {&lab.agent, &lab.connector}) {
+      INFO((s == &lab.agent ? "agent" : "connector"));
+      CHECK(s->pm->counters().checks_sent == 0);
+      CHECK(s->pm->counters().candidates_unreachable == 1);
+      CHECK(std::string(s->pm->phase()) == "relay");
+      CHECK(s->pm->next_timeout() == kNever); // no retry: nothing could work
+      REQUIRE_FALSE(s->notes.empty());
+      CHECK(s->notes.back() == "no direct path can exist in round 1; staying on the relay "
+                               "without checks");
+    }
+    CHECK(lab.agent.directs.empty());
+  }
+  SECTION("one side sequential: checks as usual") {
+    Lab lab(true, kHard, kSequential);
+    lab.start();
+    lab.run_for(2000 * kMs, [&] { return !lab.agent.directs.empty(); });
+    CHECK(lab.agent.directs.size() == 1);
+    CHECK(lab.agent.pm->counters().candidates_unreachable == 0);
+  }
 }
 
 TEST_CASE("path manager: no migration before the handshake is confirmed", "[path]") {
