@@ -47,7 +47,7 @@ gtls() {
   fi
 }
 
-alpn_line='no common application protocol (ALPN): we speak ztna-control/3 (no_application_protocol)'
+alpn_line='no common application protocol (ALPN): we speak ztna-control/4 (no_application_protocol)'
 
 # 1. No client certificate, ALPN h3.
 n0=$(refusals no_application_protocol)
