@@ -73,10 +73,7 @@ void PathLayer::on_path_validated(const quic::Path& path, bool success) {
   const bool direct = !path::is_relay_local(path.local);
   // An immediate move whose validation failed left the session on a path that does not work:
   // back to the relay (ngtcp2 does not fall back by itself after an immediate migration).
-  if (direct && !success && was_current)
-    defer([this] {
-      move_to_relay(signaling_.fallback_relay(session_id_).value_or(paths_.relay_path().remote));
-    });
+  if (direct && !success && was_current) defer([this] { move_to_relay(fallback_relay()); });
   defer([this, direct, success] {
     manager_->on_path_validated(direct, success, now());
     if (direct && success) {
@@ -187,7 +184,11 @@ void PathLayer::use_direct(const Address& remote, const std::string& why) {
 
 void PathLayer::use_relay(const std::string& why) {
   spdlog::warn("session {:016x}: path direct -> relay: {}", session_id_, why);
-  move_to_relay(signaling_.fallback_relay(session_id_).value_or(paths_.relay_path().remote));
+  move_to_relay(fallback_relay());
+}
+
+Address PathLayer::fallback_relay() {
+  return signaling_.fallback_relay(session_id_).value_or(paths_.relay_path().remote);
 }
 
 void PathLayer::note(const std::string& line) {

@@ -92,6 +92,8 @@ private:
   void note(const std::string& line) override;
 
   void move_to_direct(const Address& remote);
+  // The daemon's choice (the agent's home), else the session's relay.
+  Address fallback_relay();
   void defer(std::function<void()> f);
   void arm();
 

@@ -92,48 +92,27 @@ std::string NatReport::summary() const {
   return s;
 }
 
+// The enums' values are the wire's (wire::Candidates::nat, docs/protocol.md §4.4).
 uint8_t to_wire(const NatReport& r) {
-  uint8_t mapping = 0;
-  switch (r.mapping) {
-  case Mapping::Unknown:
-    mapping = 0;
-    break;
-  case Mapping::None:
-    mapping = 1;
-    break;
-  case Mapping::EndpointIndependent:
-    mapping = 2;
-    break;
-  case Mapping::AddressDependent:
-    mapping = 3;
-    break;
-  case Mapping::AddressAndPortDependent:
-    mapping = 4;
-    break;
-  case Mapping::Dependent:
-    mapping = 5;
-    break;
-  }
-  return static_cast<uint8_t>(mapping << 4 | static_cast<uint8_t>(r.allocation) << 2 |
+  return static_cast<uint8_t>(static_cast<uint8_t>(r.mapping) << 4 |
+                              static_cast<uint8_t>(r.allocation) << 2 |
                               static_cast<uint8_t>(r.filtering));
 }
 
 bool hard_on_wire(uint8_t nat) {
-  const int mapping = nat >> 4;
-  const auto allocation = static_cast<Allocation>((nat >> 2) & 3);
-  return mapping >= 3 && mapping <= 5 && allocation != Allocation::Sequential;
+  NatReport r;
+  r.mapping = static_cast<Mapping>(nat >> 4); // values past Dependent are never hard
+  r.allocation = static_cast<Allocation>((nat >> 2) & 3);
+  return r.hard();
 }
 
 std::string describe_wire(uint8_t nat) {
-  static const char* mappings[] = {"unknown",
-                                   "no NAT",
-                                   "endpoint-independent mapping",
-                                   "address-dependent mapping",
-                                   "address-and-port-dependent mapping",
-                                   "destination-dependent mapping"};
-  const int mapping = nat >> 4;
-  std::string s = mapping <= 5 ? mappings[mapping] : "?";
+  if ((nat >> 4) > static_cast<int>(Mapping::Dependent)) return "?";
+  const auto mapping = static_cast<Mapping>(nat >> 4);
   const auto allocation = static_cast<Allocation>((nat >> 2) & 3);
+  std::string s = mapping == Mapping::None      ? std::string("no NAT")
+                  : mapping == Mapping::Unknown ? std::string("unknown")
+                                                : std::string(to_string(mapping)) + " mapping";
   if (allocation != Allocation::Unknown) s += std::string(", ") + to_string(allocation) + " ports";
   return s;
 }
@@ -175,7 +154,6 @@ std::optional<Outgoing> NatDiscovery::poll(Timestamp now) {
   advance(now);
   for (auto& p : probes_) {
     if (p.finished || p.transmissions >= config_.max_transmissions || p.next_at > now) continue;
-    if (p.transmissions == 0) p.first_sent = now;
     p.last_sent = now;
     p.transmissions++;
     // RFC 8489 §6.2.1: a retransmission keeps the transaction ID; the wait doubles.
@@ -332,9 +310,9 @@ void NatDiscovery::start_mapping(Timestamp now) {
 
 void NatDiscovery::conclude() {
   auto& r = report_;
+  // The first server's view, else any other's (the servers are listed first-asked first).
   for (const auto& s : r.servers)
     if (!r.reflexive && s.mapped) r.reflexive = s.mapped;
-  if (const auto& first = probes_.front(); first.mapped) r.reflexive = first.mapped;
   if (!r.reflexive) return; // no server answered: nothing is known
   const Address m1 = *r.reflexive;
   r.port_preserved = m1.port() == config_.local.port() ? Tristate::Yes : Tristate::No;

@@ -37,6 +37,7 @@ using Timestamp = uint64_t;
 
 // RFC 4787 §4.1, §5. `Dependent`: not endpoint-independent, but no alternate address to tell
 // address-dependent from address-and-port-dependent.
+// The values of Mapping, Filtering and Allocation are those of wire::Candidates::nat.
 enum class Mapping : uint8_t {
   Unknown,
   None, // no NAT: the reflexive address is one of ours
@@ -134,7 +135,7 @@ private:
     std::optional<wire::StunChangeRequest> change;
     wire::StunTransactionId tid{};
     int transmissions = 0;
-    Timestamp first_sent = 0, last_sent = 0, next_at = 0, give_up_at = kNever;
+    Timestamp last_sent = 0, next_at = 0, give_up_at = kNever;
     bool answered = false, finished = false;
     std::optional<Address> mapped;
     std::optional<Address> other;
